@@ -208,3 +208,10 @@ func (s Server) Label() string {
 	}
 	return s.Host
 }
+
+// ServerExecutionID is the execution id of server i (0-based) of a
+// multi-server job whose job-level execution id is base: each server gets
+// an execution record of its own.
+func ServerExecutionID(base string, i int) string {
+	return fmt.Sprintf("%s-%d", base, i+1)
+}

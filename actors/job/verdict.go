@@ -1,0 +1,90 @@
+package job
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/cronium/orchestrator/backend"
+	"github.com/cronium/orchestrator/executors"
+)
+
+// Outcomes label how jobs ended, in metrics and logs.
+const (
+	OutcomeSuccess   = "success"
+	OutcomeFailure   = "failure"
+	OutcomeTimeout   = "timeout"
+	OutcomeCancelled = "cancelled"
+	OutcomeError     = "error"
+)
+
+// ExitCouldNotRun is the exit code reported when the orchestrator could not
+// run the job at all (as docker run uses 125 for its own failures).
+const ExitCouldNotRun = 125
+
+// exitCancelled is reported for a job stopped before it had an exit status.
+const exitCancelled = 130
+
+// verdict is what the backend is told about a finished job.
+type verdict struct {
+	status   string // /complete status
+	exitCode int
+	outcome  string
+	reason   string // appended to stderr: the backend shows stderr as the error
+}
+
+// judge maps how a job ended onto the backend's conventions: timeout is
+// status timeout with exit code -1 (the UI's TIMEOUT); a multi-server job
+// that failed on some servers is completed with 100+failed (PARTIAL); a
+// stop forced by our own shutdown is a failure, not the user's cancel.
+func judge(o outcome, cancel *cancelRequest, giveUp string, servers int) verdict {
+	r := o.result
+	switch {
+	case giveUp != "":
+		return verdict{backend.StatusFailed, ExitCouldNotRun, OutcomeError, giveUp}
+	case o.err != nil:
+		return verdict{backend.StatusFailed, ExitCouldNotRun, OutcomeError, "could not run the job: " + o.err.Error()}
+	case r.TimedOut:
+		return verdict{backend.StatusTimeout, -1, OutcomeTimeout, orDefault(r.Reason, "timed out")}
+	case r.Cancelled && cancel != nil && cancel.shutdown:
+		return verdict{backend.StatusFailed, exitOf(r), OutcomeCancelled, "stopped: " + cancel.reason}
+	case r.Cancelled:
+		why := "cancelled"
+		if cancel != nil && cancel.reason != "" {
+			why = "cancelled: " + cancel.reason
+		}
+		return verdict{backend.StatusCancelled, exitOf(r), OutcomeCancelled, why}
+	case servers > 1:
+		return judgeMulti(r, servers)
+	case r.Succeeded():
+		return verdict{backend.StatusCompleted, 0, OutcomeSuccess, ""}
+	}
+	return verdict{backend.StatusFailed, exitOf(r), OutcomeFailure, orDefault(r.Reason, r.Describe())}
+}
+
+// judgeMulti: the executor sets 0 or 100+failed servers.
+func judgeMulti(r executors.Result, servers int) verdict {
+	failed := r.ExitCode - 100
+	switch {
+	case r.Exited && r.ExitCode == 0:
+		return verdict{backend.StatusCompleted, 0, OutcomeSuccess, ""}
+	case failed > 0 && failed < servers:
+		return verdict{backend.StatusCompleted, r.ExitCode, OutcomeFailure,
+			fmt.Sprintf("partial: failed on %d of %d servers", failed, servers)}
+	}
+	return verdict{backend.StatusFailed, exitOf(r), OutcomeFailure,
+		orDefault(r.Reason, fmt.Sprintf("failed on all %d servers", servers))}
+}
+
+func exitOf(r executors.Result) int {
+	if r.Exited {
+		return r.ExitCode
+	}
+	return exitCancelled
+}
+
+func orDefault(s, def string) string {
+	if strings.TrimSpace(s) == "" {
+		return def
+	}
+	return s
+}

@@ -1,0 +1,49 @@
+package job
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/cronium/orchestrator/executors"
+)
+
+func TestJudge(t *testing.T) {
+	exited := func(code int) executors.Result { return executors.Result{Exited: true, ExitCode: code} }
+	tests := []struct {
+		name     string
+		o        outcome
+		cancel   *cancelRequest
+		giveUp   string
+		servers  int
+		status   string
+		exitCode int
+		outcome  string
+		reason   string
+	}{
+		{"success", outcome{result: exited(0)}, nil, "", 1, "completed", 0, OutcomeSuccess, ""},
+		{"exit 3", outcome{result: exited(3)}, nil, "", 1, "failed", 3, OutcomeFailure, "exited with code 3"},
+		{"timeout", outcome{result: executors.Result{TimedOut: true, Exited: true, ExitCode: 143, Reason: "timed out after 1s"}}, nil, "", 1,
+			"timeout", -1, OutcomeTimeout, "timed out after 1s"},
+		{"oom", outcome{result: executors.Result{OOMKilled: true, Exited: true, ExitCode: 137, Reason: "killed: out of memory (limit 32 MiB)"}}, nil, "", 1,
+			"failed", 137, OutcomeFailure, "killed: out of memory (limit 32 MiB)"},
+		{"user cancel", outcome{result: executors.Result{Cancelled: true, Exited: true, ExitCode: 143}}, &cancelRequest{reason: "by alice"}, "", 1,
+			"cancelled", 143, OutcomeCancelled, "cancelled: by alice"},
+		{"cancel before start", outcome{result: executors.Result{Cancelled: true}}, &cancelRequest{reason: "x"}, "", 1,
+			"cancelled", 130, OutcomeCancelled, "cancelled: x"},
+		{"shutdown", outcome{result: executors.Result{Cancelled: true, Exited: true, ExitCode: 143}}, &cancelRequest{reason: "orchestrator shut down", shutdown: true}, "", 1,
+			"failed", 143, OutcomeCancelled, "stopped: orchestrator shut down"},
+		{"could not run", outcome{err: errors.New("image not found")}, nil, "", 1, "failed", 125, OutcomeError, "could not run the job: image not found"},
+		{"budget spent", outcome{}, nil, "restart budget spent", 1, "failed", 125, OutcomeError, "restart budget spent"},
+		{"multi all ok", outcome{result: exited(0)}, nil, "", 2, "completed", 0, OutcomeSuccess, ""},
+		{"multi partial", outcome{result: exited(101)}, nil, "", 2, "completed", 101, OutcomeFailure, "partial: failed on 1 of 2 servers"},
+		{"multi all failed", outcome{result: exited(102)}, nil, "", 2, "failed", 102, OutcomeFailure, "failed on all 2 servers"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := judge(tt.o, tt.cancel, tt.giveUp, tt.servers)
+			if v.status != tt.status || v.exitCode != tt.exitCode || v.outcome != tt.outcome || v.reason != tt.reason {
+				t.Fatalf("got %+v", v)
+			}
+		})
+	}
+}

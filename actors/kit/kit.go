@@ -1,0 +1,125 @@
+// Package kit is the plumbing every actor here shares: messages stamped at
+// send (so time spent in a mailbox can be measured), a middleware that
+// observes handling and turns messages.Crash into a panic, spawn options
+// that keep hollywood v1.0.5's broken MaxRestarts out of reach, and an
+// injectable clock.
+package kit
+
+import (
+	"fmt"
+	"math"
+	"reflect"
+	"time"
+
+	"github.com/anthdm/hollywood/actor"
+
+	"github.com/cronium/orchestrator/messages"
+)
+
+// envelope carries a message and when it was sent.
+type envelope struct {
+	msg    any
+	sentAt time.Time
+}
+
+// Send delivers msg to pid, stamped with the send time. Safe from any
+// goroutine (it only needs the engine, never an actor.Context).
+func Send(e *actor.Engine, pid *actor.PID, msg any) {
+	e.Send(pid, envelope{msg: msg, sentAt: time.Now()})
+}
+
+// Message is the message being handled, unwrapped from its envelope.
+// Actors call it instead of c.Message().
+func Message(c *actor.Context) any {
+	return unwrap(c.Message())
+}
+
+func unwrap(m any) any {
+	if env, ok := m.(envelope); ok {
+		return env.msg
+	}
+	return m
+}
+
+// Observer receives one call per handled message. Implementations must be
+// cheap and safe for concurrent use.
+type Observer interface {
+	MessageHandled(kind, msgType string, handling, queued time.Duration)
+}
+
+// CrashError is the panic value of an injected crash.
+type CrashError struct{ Reason string }
+
+func (e CrashError) Error() string { return "injected crash: " + e.Reason }
+
+// Middleware measures each message of an actor of the given kind and
+// panics on messages.Crash, so that every actor can be crashed on purpose
+// through the same path a real bug takes.
+func Middleware(kind string, obs Observer) actor.MiddlewareFunc {
+	return func(next actor.ReceiveFunc) actor.ReceiveFunc {
+		return func(c *actor.Context) {
+			raw := c.Message()
+			var queued time.Duration
+			if env, ok := raw.(envelope); ok {
+				queued = time.Since(env.sentAt)
+			}
+			msg := unwrap(raw)
+			if crash, ok := msg.(messages.Crash); ok {
+				panic(CrashError{Reason: crash.Reason})
+			}
+			start := time.Now()
+			next(c)
+			if obs != nil {
+				obs.MessageHandled(kind, TypeName(msg), time.Since(start), queued)
+			}
+		}
+	}
+}
+
+// TypeName is a message's type without its package path ("JobsClaimed",
+// "actor.Started"), bounded in variety so it can label a metric.
+func TypeName(msg any) string {
+	t := reflect.TypeOf(msg)
+	if t == nil {
+		return "nil"
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.PkgPath() == "github.com/anthdm/hollywood/actor" {
+		return "actor." + t.Name()
+	}
+	if t.Name() == "" {
+		return t.Kind().String()
+	}
+	return t.Name()
+}
+
+// RestartDelay is how long hollywood waits before it restarts a crashed
+// actor. Backoff that depends on the actor's history is applied by the
+// actor itself after it restarts.
+const RestartDelay = 50 * time.Millisecond
+
+// SpawnOpts are the options for every actor: an id, our middleware, and a
+// restart limit so high it is never reached. hollywood v1.0.5 exits the
+// whole process when MaxRestarts is exhausted (a nil cancel func), so the
+// supervisor enforces restart budgets itself.
+func SpawnOpts(kind, id string, obs Observer) []actor.OptFunc {
+	return []actor.OptFunc{
+		actor.WithID(id),
+		actor.WithMaxRestarts(math.MaxInt32),
+		actor.WithRestartDelay(RestartDelay),
+		actor.WithMiddleware(Middleware(kind, obs)),
+	}
+}
+
+// PanicReason renders a panic value as text for logs and job errors.
+func PanicReason(v any) string {
+	switch r := v.(type) {
+	case error:
+		return r.Error()
+	case string:
+		return r
+	}
+	return fmt.Sprint(v)
+}

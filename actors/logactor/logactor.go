@@ -1,0 +1,216 @@
+// Package logactor is the LogActor: one per job, it ships the job's output
+// to the backend as execution-update snapshots, batched by lines, bytes and
+// time. The backend has no endpoint for log lines: a non-terminal
+// PUT /executions/{id}/update with the output so far is how a running job's
+// output reaches the UI.
+//
+// The LogActor sends every execution update of its job, the final one
+// included, one request at a time: a late snapshot can never overwrite the
+// final update.
+package logactor
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/anthdm/hollywood/actor"
+
+	"github.com/cronium/orchestrator/actors/kit"
+	"github.com/cronium/orchestrator/backend"
+	"github.com/cronium/orchestrator/messages"
+	"github.com/cronium/orchestrator/output"
+)
+
+// Updater is the backend call the LogActor makes.
+type Updater interface {
+	UpdateExecution(ctx context.Context, execID string, u backend.ExecutionUpdate) error
+}
+
+// Observer counts what was shipped (for metrics).
+type Observer interface {
+	OutputShipped(lines, bytes, droppedBytes int64)
+}
+
+// Settings are the batching thresholds: a snapshot is shipped once any
+// is reached.
+type Settings struct {
+	BatchLines    int
+	BatchBytes    int64
+	BatchInterval time.Duration
+}
+
+// Deps serve every LogActor.
+type Deps struct {
+	Updater  Updater
+	Clock    kit.Clock
+	Logger   *slog.Logger
+	Observer Observer // may be nil
+	Settings Settings
+}
+
+// State is what a LogActor keeps across its restarts.
+type State struct {
+	mu         sync.Mutex
+	jobID      string
+	out        *output.Log
+	executions func() []string
+
+	shipped      output.Stats // as of the last snapshot shipped
+	pendingSince time.Time
+	busy         bool
+	final        *messages.FinalizeOutput
+	finalDone    bool
+}
+
+// NewState starts the shipping state of one job. executions lists the
+// job's execution records (empty until the job created them).
+func NewState(jobID string, out *output.Log, executions func() []string) *State {
+	return &State{jobID: jobID, out: out, executions: executions}
+}
+
+type (
+	flushDue struct{}
+	shipped  struct{}
+)
+
+// Actor is one LogActor instance.
+type Actor struct {
+	st     *State
+	deps   Deps
+	log    *slog.Logger
+	engine *actor.Engine
+	self   *actor.PID
+	timer  kit.Timer
+}
+
+// New returns the producer of a job's LogActor.
+func New(st *State, deps Deps) actor.Producer {
+	return func() actor.Receiver {
+		return &Actor{st: st, deps: deps, log: deps.Logger.With("job_id", st.jobID)}
+	}
+}
+
+func (a *Actor) Receive(c *actor.Context) {
+	switch msg := kit.Message(c).(type) {
+	case actor.Started:
+		a.engine, a.self = c.Engine(), c.PID()
+		kit.Send(a.engine, a.self, flushDue{}) // output may have arrived while no instance ran
+	case actor.Stopped:
+		if a.timer != nil {
+			a.timer.Stop()
+		}
+	case messages.OutputAvailable:
+		a.st.out.TakeNudge()
+		a.evaluate()
+	case flushDue:
+		a.timer = nil
+		a.evaluate()
+	case messages.FinalizeOutput:
+		a.st.mu.Lock()
+		m := msg
+		a.st.final = &m
+		done := a.st.finalDone
+		a.st.mu.Unlock()
+		if done { // a restarted JobActor asks again: answer again
+			kit.Send(a.engine, msg.ReplyTo, messages.OutputFinalized{})
+			return
+		}
+		a.evaluate()
+	case shipped:
+		a.evaluate()
+	}
+}
+
+// evaluate ships when a threshold is reached, else arms the
+// flush timer for when the oldest unshipped output falls due.
+func (a *Actor) evaluate() {
+	st := a.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.busy {
+		return
+	}
+	if st.final != nil && !st.finalDone {
+		a.shipLocked(true)
+		return
+	}
+	stats := st.out.Stats()
+	lines, bytes := stats.Lines-st.shipped.Lines, stats.Bytes()-st.shipped.Bytes()
+	if bytes == 0 || st.finalDone {
+		return
+	}
+	now := a.deps.Clock.Now()
+	if st.pendingSince.IsZero() {
+		st.pendingSince = now
+	}
+	s := a.deps.Settings
+	wait := st.pendingSince.Add(s.BatchInterval).Sub(now)
+	if lines >= int64(s.BatchLines) || bytes >= s.BatchBytes || wait <= 0 {
+		if len(st.executions()) > 0 {
+			a.shipLocked(false)
+			return
+		}
+		wait = s.BatchInterval // no execution record yet
+	}
+	if a.timer == nil {
+		engine, self := a.engine, a.self
+		a.timer = a.deps.Clock.AfterFunc(wait, func() { kit.Send(engine, self, flushDue{}) })
+	}
+}
+
+// shipLocked sends one snapshot (or the final update) in a goroutine. The
+// goroutine records what it shipped in the State itself, so a LogActor
+// killed meanwhile loses nothing: the next instance carries on from there.
+func (a *Actor) shipLocked(final bool) {
+	st := a.st
+	st.busy = true
+	snap := st.out.Snapshot()
+	ids := st.executions()
+	var fin messages.FinalizeOutput
+	if final {
+		fin = *st.final
+	}
+	engine, self, deps, log := a.engine, a.self, a.deps, a.log
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		var err error
+		for i, id := range ids {
+			u := snapshotUpdate(snap)
+			if final {
+				u = finalUpdate(snap, fin, i)
+			}
+			if e := deps.Updater.UpdateExecution(ctx, id, u); e != nil && err == nil {
+				err = e
+			}
+		}
+		st.recordShipped(snap.Stats, final, err, deps.Observer, log)
+		if final {
+			// Delivered or not, the job goes on to its one /complete.
+			kit.Send(engine, fin.ReplyTo, messages.OutputFinalized{})
+			return
+		}
+		kit.Send(engine, self, shipped{})
+	}()
+}
+
+func (st *State) recordShipped(stats output.Stats, final bool, err error, obs Observer, log *slog.Logger) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.busy = false
+	if final {
+		st.finalDone = true
+	}
+	if err != nil {
+		log.Warn("could not ship output", "final", final, "err", err)
+		return
+	}
+	if obs != nil {
+		obs.OutputShipped(stats.Lines-st.shipped.Lines, stats.Bytes()-st.shipped.Bytes(),
+			stats.DroppedBytes-st.shipped.DroppedBytes)
+	}
+	st.shipped = stats
+	st.pendingSince = time.Time{}
+}

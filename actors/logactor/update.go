@@ -1,0 +1,68 @@
+package logactor
+
+import (
+	"time"
+
+	"github.com/cronium/orchestrator/backend"
+	"github.com/cronium/orchestrator/executors"
+	"github.com/cronium/orchestrator/messages"
+	"github.com/cronium/orchestrator/output"
+)
+
+// snapshotUpdate is a side-effect-free execution update: output so far,
+// never status completed/failed nor completedAt (those would make the
+// backend run the job's actions).
+func snapshotUpdate(s output.Snapshot) backend.ExecutionUpdate {
+	u := backend.ExecutionUpdate{Status: backend.StatusRunning, Output: &s.Stdout}
+	if s.Stderr != "" {
+		u.Error = &s.Stderr
+	}
+	return u
+}
+
+// finalUpdate is the last, still non-terminal, execution update of server
+// i: exit code, output, error text and phase timings. The job's one
+// terminal update follows through /complete.
+func finalUpdate(s output.Snapshot, f messages.FinalizeOutput, i int) backend.ExecutionUpdate {
+	exit := f.ExitCode
+	if i < len(f.Result.Servers) {
+		if sr := f.Result.Servers[i].Result; sr.Exited {
+			exit = sr.ExitCode
+		}
+	}
+	errText := output.AppendNote(s.Stderr, f.Reason)
+	u := backend.ExecutionUpdate{Output: &s.Stdout, ExitCode: &exit}
+	if errText != "" {
+		u.Error = &errText
+	}
+	applyTimings(&u, f.Result.Timings)
+	return u
+}
+
+func applyTimings(u *backend.ExecutionUpdate, t executors.Timings) {
+	at := func(x time.Time) *time.Time {
+		if x.IsZero() {
+			return nil
+		}
+		return &x
+	}
+	ms := func(from, to time.Time) *int64 {
+		if from.IsZero() || to.IsZero() || to.Before(from) {
+			return nil
+		}
+		d := to.Sub(from).Milliseconds()
+		return &d
+	}
+	u.StartedAt = at(t.SetupStarted)
+	u.SetupStartedAt, u.SetupCompletedAt = at(t.SetupStarted), at(t.SetupCompleted)
+	u.ExecutionStartedAt, u.ExecutionCompletedAt = at(t.ExecStarted), at(t.ExecCompleted)
+	u.CleanupStartedAt, u.CleanupCompletedAt = at(t.CleanupStarted), at(t.CleanupCompleted)
+	u.SetupDuration = ms(t.SetupStarted, t.SetupCompleted)
+	u.ExecutionDuration = ms(t.ExecStarted, t.ExecCompleted)
+	u.CleanupDuration = ms(t.CleanupStarted, t.CleanupCompleted)
+	end := t.CleanupCompleted
+	if end.IsZero() {
+		end = t.ExecCompleted
+	}
+	u.TotalDuration = ms(t.SetupStarted, end)
+}

@@ -1,0 +1,139 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/anthdm/hollywood/actor"
+
+	"github.com/cronium/orchestrator/actors/job"
+	"github.com/cronium/orchestrator/actors/kit"
+	"github.com/cronium/orchestrator/actors/logactor"
+	"github.com/cronium/orchestrator/backend"
+	"github.com/cronium/orchestrator/jobspec"
+	"github.com/cronium/orchestrator/messages"
+	"github.com/cronium/orchestrator/output"
+)
+
+func (s *Supervisor) onJobsClaimed(c *actor.Context, m messages.JobsClaimed) {
+	for _, j := range m.Jobs {
+		s.obs.JobReceived()
+		switch {
+		case s.st.drain != nil:
+			// A poll answered after we stopped polling: hand it back.
+			s.release(j.ID, "the orchestrator is shutting down; released to run elsewhere")
+			s.freeSlot()
+		case s.st.runs[j.ID] != nil:
+			s.log.Warn("job claimed twice; ignoring the second claim", "job_id", j.ID)
+			s.freeSlot()
+		default:
+			s.startJob(c, j, m.ClaimedAt)
+		}
+	}
+}
+
+// startJob spawns the job's LogActor and JobActor around a new Run.
+func (s *Supervisor) startJob(c *actor.Context, j backend.Job, claimedAt time.Time) {
+	engine := s.engine
+	logPID := actor.NewPID(engine.Address(), s.childID(KindLog, j.ID))
+	out := output.New(s.deps.Settings.OutputMaxBytes, s.deps.Settings.RecentLines, func() {
+		kit.Send(engine, logPID, messages.OutputAvailable{})
+	})
+	run := job.NewRun(j, claimedAt, jobspec.NewExecutionID(j.ID, s.deps.Clock.Now()), out)
+	s.st.runs[j.ID] = run
+	s.spawnLog(c, run)
+	s.spawnJob(c, run)
+	s.log.Info("job claimed", "job_id", j.ID, "type", j.Type)
+}
+
+func (s *Supervisor) spawnLog(c *actor.Context, run *job.Run) {
+	st := s.st.logStates[run.JobID()]
+	if st == nil { // kept across LogActor respawns
+		st = logactor.NewState(run.JobID(), run.Output(), run.ExecutionIDs)
+		s.st.logStates[run.JobID()] = st
+	}
+	deps := logactor.Deps{Updater: s.deps.Backend, Clock: s.deps.Clock, Logger: s.log.With("actor", KindLog),
+		Observer: s.obs, Settings: s.deps.Settings.Logs}
+	s.spawn(c, KindLog, run.JobID(), run.JobID(), logactor.New(st, deps))
+}
+
+func (s *Supervisor) spawnJob(c *actor.Context, run *job.Run) {
+	deps := job.Deps{Reporter: s.deps.Backend, Inquirer: s.deps.Backend, Executors: s.deps.Executors,
+		Clock: s.deps.Clock, Logger: s.log.With("actor", KindJob), Observer: s.obs, Settings: s.deps.Settings.Job}
+	logPID := actor.NewPID(s.engine.Address(), s.childID(KindLog, run.JobID()))
+	s.spawn(c, KindJob, run.JobID(), run.JobID(), job.New(run, deps, logPID, s.st.self))
+}
+
+func (s *Supervisor) onJobFinished(m messages.JobFinished) {
+	run := s.st.runs[m.JobID]
+	if run == nil {
+		return // a replaced JobActor reported twice
+	}
+	delete(s.st.runs, m.JobID)
+	s.obs.JobFinished(m.Executor, m.Outcome, m.Duration)
+	s.stopChild(s.st.children[s.childID(KindJob, m.JobID)])
+	s.stopChild(s.st.children[s.childID(KindLog, m.JobID)])
+	delete(s.st.logStates, m.JobID)
+	if _, owed := run.CompletionPending(); owed {
+		s.st.pending[m.JobID] = run // retried at the next orphan check
+	}
+	s.log.Info("job finished", "job_id", m.JobID, "outcome", m.Outcome, "duration", m.Duration)
+	s.freeSlot()
+	s.checkDrained()
+}
+
+func (s *Supervisor) freeSlot() {
+	if p := s.childOfKind(KindPoller); p != nil {
+		kit.Send(s.engine, p.pid, messages.SlotsFreed{N: 1})
+	} else {
+		s.st.freedWhileDown++ // handed to the next poller instance
+	}
+}
+
+func (s *Supervisor) release(jobID, why string) {
+	b, log := s.deps.Backend, s.log
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		if err := b.ReleaseJob(ctx, jobID, why); err != nil {
+			log.Error("could not release job", "job_id", jobID, "err", err)
+		}
+	}()
+}
+
+func (s *Supervisor) onDrain(m messages.Drain) {
+	if s.st.drain != nil {
+		return
+	}
+	s.st.drain = &drainState{grace: m.Grace, done: m.Done}
+	if p := s.childOfKind(KindPoller); p != nil {
+		kit.Send(s.engine, p.pid, messages.StopPolling{})
+	}
+	s.log.Info("draining: no new jobs; waiting for running jobs", "running", len(s.st.runs), "grace", m.Grace)
+	engine, self := s.engine, s.st.self
+	s.st.drain.timer = s.deps.Clock.AfterFunc(m.Grace, func() { kit.Send(engine, self, drainDeadline{}) })
+	s.checkDrained()
+}
+
+func (s *Supervisor) onDrainDeadline() {
+	reason := fmt.Sprintf("the orchestrator shut down before the job finished (grace period %s)", s.st.drain.grace)
+	for id := range s.st.runs {
+		s.cancelJob(messages.CancelJob{JobID: id, Reason: reason, Shutdown: true})
+	}
+	if len(s.st.runs) > 0 {
+		s.log.Warn("grace period over: stopping running jobs", "running", len(s.st.runs))
+	}
+}
+
+func (s *Supervisor) checkDrained() {
+	d := s.st.drain
+	if d == nil || len(s.st.runs) > 0 || d.done == nil {
+		return
+	}
+	if d.timer != nil {
+		d.timer.Stop()
+	}
+	close(d.done)
+	d.done = nil
+}

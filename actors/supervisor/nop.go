@@ -1,0 +1,17 @@
+package supervisor
+
+import "time"
+
+// nopObserver is used when no metrics are wanted.
+type nopObserver struct{}
+
+func (nopObserver) MessageHandled(string, string, time.Duration, time.Duration) {}
+func (nopObserver) JobRunning(string, time.Duration)                            {}
+func (nopObserver) OutputShipped(int64, int64, int64)                           {}
+func (nopObserver) JobReceived()                                                {}
+func (nopObserver) JobFinished(string, string, time.Duration)                   {}
+func (nopObserver) ActorSpawned(string)                                         {}
+func (nopObserver) ActorStopped(string)                                         {}
+func (nopObserver) ActorRestarted(string)                                       {}
+func (nopObserver) RestartBudgetExhausted(string)                               {}
+func (nopObserver) DeadLetter()                                                 {}

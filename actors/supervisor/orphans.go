@@ -1,0 +1,64 @@
+package supervisor
+
+import (
+	"context"
+	"time"
+
+	"github.com/cronium/orchestrator/actors/kit"
+	"github.com/cronium/orchestrator/backend"
+	"github.com/cronium/orchestrator/executors"
+	"github.com/cronium/orchestrator/messages"
+	"github.com/cronium/orchestrator/output"
+)
+
+// recovered: an orphan was dealt with.
+type recovered struct{ jobID string }
+
+// onOrphans reconciles the jobs the backend lists as claimed or running
+// under this orchestrator's id but that no JobActor here is running: a
+// poll whose answer was lost, jobs of an earlier process with this id, or
+// completions that could not be delivered.
+func (s *Supervisor) onOrphans(m messages.OrphansFound) {
+	for _, row := range m.Rows {
+		switch {
+		case s.st.runs[row.ID] != nil, s.st.recovering[row.ID]:
+			continue
+		case s.st.pending[row.ID] != nil:
+			run := s.st.pending[row.ID]
+			if c, ok := run.CompletionPending(); ok {
+				s.complete(run, c)
+			}
+		case row.Status == backend.StatusClaimed:
+			s.release(row.ID, "orchestrator "+s.deps.Settings.OrchestratorID+
+				" claimed the job but did not start it; released to run again")
+		case row.Status == backend.StatusRunning:
+			s.failOrphan(row.ID)
+		}
+	}
+}
+
+// failOrphan ends a job an earlier process of this orchestrator was
+// running: whatever is left of it is stopped, and it is reported failed
+// with the reason. (Resuming such jobs is the next step of recovery.)
+func (s *Supervisor) failOrphan(jobID string) {
+	s.st.recovering[jobID] = true
+	engine, self, deps, log := s.engine, s.st.self, s.deps, s.log
+	reason := "the orchestrator restarted while the job was running; its outcome is unknown and what was left of it was stopped"
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		defer kit.Send(engine, self, recovered{jobID: jobID})
+		for kind, ex := range deps.Executors {
+			if err := ex.Abandon(ctx, executors.Spec{JobID: jobID}); err != nil {
+				log.Warn("could not clean up an orphaned job", "job_id", jobID, "executor", kind, "err", err)
+			}
+		}
+		c := backend.Completion{Status: backend.StatusFailed, ExitCode: 125,
+			Output: backend.CompletionOutput{Stderr: output.AppendNote("", reason)}, Timestamp: deps.Clock.Now()}
+		if err := deps.Backend.CompleteJob(ctx, jobID, c); err != nil {
+			log.Error("could not fail an orphaned job; will retry", "job_id", jobID, "err", err)
+			return
+		}
+		log.Warn("failed an orphaned job", "job_id", jobID, "reason", reason)
+	}()
+}

@@ -1,0 +1,261 @@
+package daemon
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cronium/orchestrator/backend"
+	"github.com/cronium/orchestrator/config"
+	"github.com/cronium/orchestrator/embedded"
+	"github.com/cronium/orchestrator/executors"
+	"github.com/cronium/orchestrator/executors/fake"
+	"github.com/cronium/orchestrator/jobspec"
+	"github.com/cronium/orchestrator/messages"
+)
+
+// These tests drive the whole actor system (poller, supervisor, job and
+// log actors, backend client) against the embedded backend over real HTTP,
+// with the scripted fake executor standing in for Docker so that crashes,
+// restarts and budgets can be timed precisely. The same paths with real
+// Docker are in e2e_docker_test.go.
+
+func fakeStack(t *testing.T, opts ...stackOption) (*stack, *fake.Executor) {
+	f := fake.New()
+	return startStack(t, map[jobspec.Kind]executors.Executor{jobspec.KindContainer: f}, opts...), f
+}
+
+func TestJobLifecycle(t *testing.T) {
+	tests := []struct {
+		name     string
+		env      map[string]string
+		script   string
+		status   string
+		exitCode int
+		stdout   string
+		stderr   string
+	}{
+		{name: "success", env: map[string]string{"FAKE_LINES": "3"}, status: "completed", stdout: lines(3)},
+		{name: "exit code 3", env: map[string]string{"FAKE_EXIT": "3", "FAKE_STDERR": "boom\n"},
+			status: "failed", exitCode: 3, stderr: "boom\n[cronium] exited with code 3\n"},
+		{name: "could not run", env: map[string]string{"FAKE_ERROR": "image not found"},
+			status: "failed", exitCode: 125, stderr: "[cronium] could not run the job: image not found\n"},
+	}
+	s, _ := fakeStack(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := s.submit(bashJob("echo", tt.env))
+			v := s.wait(id, 10*time.Second)
+			s.assertOneTerminalUpdate(t, v)
+			if v.Status != tt.status || v.Result.ExitCode == nil || *v.Result.ExitCode != tt.exitCode {
+				t.Fatalf("status %s exit %v, want %s %d (%+v)", v.Status, v.Result.ExitCode, tt.status, tt.exitCode, v.Result)
+			}
+			if v.Output.Stdout != tt.stdout || v.Output.Stderr != tt.stderr {
+				t.Fatalf("output %q / %q", v.Output.Stdout, v.Output.Stderr)
+			}
+			if len(v.Executions) != 1 || v.Executions[0].Output != tt.stdout {
+				t.Fatalf("executions %+v", v.Executions)
+			}
+		})
+	}
+}
+
+func TestJobWithoutScriptFailsWithReason(t *testing.T) {
+	s, f := fakeStack(t)
+	id := s.submit(embedded.SubmitRequest{HTTP: &backend.HTTPRequest{Method: "GET", URL: "ftp://example.com/x"}})
+	v := s.wait(id, 10*time.Second)
+	s.assertOneTerminalUpdate(t, v)
+	if v.Status != "failed" || !strings.Contains(v.Output.Stderr, "is not an http(s) URL") {
+		t.Fatalf("%s: %q", v.Status, v.Output.Stderr)
+	}
+	if f.Runs() != 0 {
+		t.Fatal("an invalid job reached the executor")
+	}
+}
+
+// A JobActor crashed on purpose mid-job is restarted by hollywood and the
+// new instance re-attaches to the same execution: every line arrives once,
+// the execution started once, one terminal update.
+func TestCrashedJobActorResumesItsJob(t *testing.T) {
+	for _, how := range []string{"crash", "kill"} {
+		t.Run(how, func(t *testing.T) {
+			s, f := fakeStack(t)
+			id := s.submit(bashJob("x", map[string]string{"FAKE_LINES": "40", "FAKE_INTERVAL": "20ms"}))
+			waitFor(t, 5*time.Second, "output to flow", func() bool {
+				o, _ := s.store.Output(context.Background(), id)
+				return strings.Count(o.Stdout, "\n") >= 5
+			})
+			if how == "crash" {
+				s.daemon.Engine().Send(s.jobPID(id), messages.Crash{Reason: "test"})
+			} else {
+				s.daemon.Engine().Stop(s.jobPID(id))
+			}
+			v := s.wait(id, 10*time.Second)
+			s.assertOneTerminalUpdate(t, v)
+			if v.Status != "completed" || v.Output.Stdout != lines(40) {
+				t.Fatalf("status %s, stdout %q", v.Status, v.Output.Stdout)
+			}
+			if f.Starts() != 1 || f.Runs() < 2 {
+				t.Fatalf("execution started %d times over %d runs; want 1 start, resumed", f.Starts(), f.Runs())
+			}
+		})
+	}
+}
+
+// A retryable failure (a dropped connection) crashes the JobActor on
+// purpose; the restart resumes the execution from the last byte kept.
+func TestDroppedConnectionResumes(t *testing.T) {
+	s, f := fakeStack(t)
+	id := s.submit(bashJob("x", map[string]string{"FAKE_LINES": "30", "FAKE_INTERVAL": "5ms", "FAKE_DROP_AFTER": "10"}))
+	v := s.wait(id, 10*time.Second)
+	s.assertOneTerminalUpdate(t, v)
+	if v.Status != "completed" || v.Output.Stdout != lines(30) || f.Starts() != 1 {
+		t.Fatalf("status %s starts %d stdout %q", v.Status, f.Starts(), v.Output.Stdout)
+	}
+}
+
+// Past the restart budget the job ends failed, with the reason, once.
+func TestRestartBudgetFailsTheJob(t *testing.T) {
+	s, f := fakeStack(t, func(c *config.Config) { c.Supervisor.MaxRestarts = 2 })
+	id := s.submit(bashJob("x", map[string]string{"FAKE_UNREACHABLE": "dial tcp 10.0.0.9:22: connection refused"}))
+	v := s.wait(id, 10*time.Second)
+	s.assertOneTerminalUpdate(t, v)
+	if v.Status != "failed" || !strings.Contains(v.Output.Stderr, "gave up after 3 restarts") ||
+		!strings.Contains(v.Output.Stderr, "connection refused") {
+		t.Fatalf("%s: %q", v.Status, v.Output.Stderr)
+	}
+	if f.Abandoned() != 1 {
+		t.Fatalf("abandoned %d times, want 1", f.Abandoned())
+	}
+}
+
+func TestCancelledInTheBackend(t *testing.T) {
+	s, f := fakeStack(t)
+	id := s.submit(bashJob("x", map[string]string{"FAKE_LINES": "1", "FAKE_SLEEP": "30s"}))
+	waitFor(t, 5*time.Second, "job running", func() bool {
+		v, _ := s.store.Job(context.Background(), id)
+		return v.Status == "running" && f.Starts() == 1
+	})
+	if err := s.store.Cancel(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	v := s.wait(id, 10*time.Second)
+	s.assertOneTerminalUpdate(t, v)
+	if v.Status != "cancelled" || !strings.Contains(v.Output.Stderr, "cancelled in Cronium") {
+		t.Fatalf("%s %q", v.Status, v.Output.Stderr)
+	}
+}
+
+func TestCapacityIsNeverExceeded(t *testing.T) {
+	s, f := fakeStack(t, func(c *config.Config) { c.Jobs.MaxConcurrent = 2 })
+	var ids []string
+	for i := 0; i < 6; i++ {
+		ids = append(ids, s.submit(bashJob("x", map[string]string{"FAKE_LINES": "1", "FAKE_SLEEP": "150ms"})))
+	}
+	for _, id := range ids {
+		s.assertOneTerminalUpdate(t, s.wait(id, 20*time.Second))
+	}
+	if f.MaxActive() != 2 {
+		t.Fatalf("at most %d jobs ran at once, want exactly the capacity 2", f.MaxActive())
+	}
+}
+
+// A killed LogActor is respawned; the output it had not shipped is not
+// lost because it never waited in its mailbox.
+func TestKilledLogActorLosesNoOutput(t *testing.T) {
+	s, _ := fakeStack(t)
+	id := s.submit(bashJob("x", map[string]string{"FAKE_LINES": "50", "FAKE_INTERVAL": "10ms"}))
+	waitFor(t, 5*time.Second, "output to flow", func() bool {
+		o, _ := s.store.Output(context.Background(), id)
+		return strings.Count(o.Stdout, "\n") >= 5
+	})
+	s.daemon.Engine().Stop(s.logPID(id))
+	v := s.wait(id, 10*time.Second)
+	s.assertOneTerminalUpdate(t, v)
+	if v.Output.Stdout != lines(50) || v.Executions[0].Output != lines(50) {
+		t.Fatalf("stdout %q exec %q", v.Output.Stdout, v.Executions[0].Output)
+	}
+}
+
+// SIGTERM: no new jobs, running ones get the grace period, then are
+// stopped and reported failed with the reason; Run returns nil.
+func TestShutdownStopsAndReportsRunningJobs(t *testing.T) {
+	s, f := fakeStack(t, func(c *config.Config) { c.Jobs.ShutdownGrace = 300 * time.Millisecond })
+	long := s.submit(bashJob("x", map[string]string{"FAKE_SLEEP": "1m"}))
+	short := s.submit(bashJob("x", map[string]string{"FAKE_SLEEP": "100ms"}))
+	waitFor(t, 5*time.Second, "both running", func() bool { return f.Starts() == 2 })
+	if err := s.stop(); err != nil {
+		t.Fatalf("Run returned %v", err)
+	}
+	vs := s.wait(short, time.Second)
+	vl := s.wait(long, time.Second)
+	s.assertOneTerminalUpdate(t, vs)
+	s.assertOneTerminalUpdate(t, vl)
+	if vs.Status != "completed" {
+		t.Fatalf("short job: %s", vs.Status)
+	}
+	if vl.Status != "failed" || !strings.Contains(vl.Output.Stderr, "shut down before the job finished") {
+		t.Fatalf("long job: %s %q", vl.Status, vl.Output.Stderr)
+	}
+}
+
+// Jobs left claimed or running under this orchestrator's id by an earlier
+// process are reconciled at start-up: claimed ones are released, running
+// ones end failed with the reason.
+func TestOrphansAreReconciledAtStartup(t *testing.T) {
+	store, url, token := newBackend(t)
+	cfg := testConfig(t, url, token)
+	cfg.Orchestrator.ID = "orch-test"
+	client, err := backend.New(backend.Options{BaseURL: url, Token: token, OrchestratorID: "orch-test",
+		RequestTimeout: 5 * time.Second, RetryMaxElapsed: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	claimed, _ := store.Submit(ctx, bashJob("x", map[string]string{"FAKE_LINES": "1"}))
+	running, _ := store.Submit(ctx, bashJob("x", nil))
+	if jobs, err := client.PollJobs(ctx, 10); err != nil || len(jobs) != 2 {
+		t.Fatalf("claim: %v %d", err, len(jobs))
+	}
+	if err := client.UpdateJobStatus(ctx, running, "running", backend.StatusDetails{}); err != nil {
+		t.Fatal(err)
+	}
+	s := &stack{t: t, store: store, url: url, token: token}
+	s.start(map[jobspec.Kind]executors.Executor{jobspec.KindContainer: fake.New()},
+		func(c *config.Config) { c.Orchestrator.ID = "orch-test" })
+	vr := s.wait(running, 10*time.Second)
+	s.assertOneTerminalUpdate(t, vr)
+	if vr.Status != "failed" || !strings.Contains(vr.Output.Stderr, "restarted while the job was running") {
+		t.Fatalf("running orphan: %s %q", vr.Status, vr.Output.Stderr)
+	}
+	// The released job is claimed again and runs to completion.
+	vc := s.wait(claimed, 10*time.Second)
+	s.assertOneTerminalUpdate(t, vc)
+	if vc.Status != "completed" {
+		t.Fatalf("claimed orphan: %s", vc.Status)
+	}
+}
+
+// Many jobs at once through the whole system: each ends once.
+func TestManyJobsEachEndOnce(t *testing.T) {
+	s, _ := fakeStack(t, func(c *config.Config) { c.Jobs.MaxConcurrent = 8 })
+	var wg sync.WaitGroup
+	ids := make([]string, 60)
+	for i := range ids {
+		ids[i] = s.submit(bashJob("x", map[string]string{"FAKE_LINES": "20"}))
+	}
+	for _, id := range ids {
+		wg.Add(1)
+		go func(id string) {
+			defer wg.Done()
+			v := s.wait(id, 30*time.Second)
+			if v.Status != "completed" || v.Output.Stdout != lines(20) {
+				t.Errorf("job %s: %s, %d terminal updates", id, v.Status, v.TerminalUpdates)
+			}
+		}(id)
+	}
+	wg.Wait()
+	s.assertEachOneTerminalUpdate(t, ids)
+}

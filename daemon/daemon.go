@@ -1,0 +1,183 @@
+// Package daemon assembles the orchestrator from its configuration: the
+// backend client, the executors, the actor engine with its supervisor, and
+// the HTTP listeners. `run`, `standalone` and the end-to-end tests all
+// start it the same way.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/anthdm/hollywood/actor"
+
+	"github.com/cronium/orchestrator/actors/job"
+	"github.com/cronium/orchestrator/actors/kit"
+	"github.com/cronium/orchestrator/actors/logactor"
+	"github.com/cronium/orchestrator/actors/poller"
+	"github.com/cronium/orchestrator/actors/supervisor"
+	"github.com/cronium/orchestrator/backend"
+	"github.com/cronium/orchestrator/config"
+	"github.com/cronium/orchestrator/executors"
+	"github.com/cronium/orchestrator/jobspec"
+	"github.com/cronium/orchestrator/messages"
+	"github.com/cronium/orchestrator/state"
+)
+
+// Options are what the configuration does not say.
+type Options struct {
+	Logger  *slog.Logger
+	Version string
+	// Executors replaces the executors built from the configuration
+	// (tests script jobs with executors/fake this way).
+	Executors map[jobspec.Kind]executors.Executor
+	// Clock replaces the wall clock (tests).
+	Clock kit.Clock
+}
+
+// Daemon is one orchestrator process's worth of machinery.
+type Daemon struct {
+	cfg       config.Config
+	id        string
+	log       *slog.Logger
+	client    *backend.Client
+	executors *executorSet
+	clock     kit.Clock
+
+	engine     *actor.Engine
+	supervisor *actor.PID
+	servers    []*http.Server
+}
+
+// New builds the daemon. It reads the state directory (for the stable
+// orchestrator id) but starts nothing.
+func New(cfg config.Config, opts Options) (*Daemon, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	dir, err := state.Open(cfg.Orchestrator.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	id, previous, err := dir.OrchestratorID(cfg.Orchestrator.ID)
+	if err != nil {
+		return nil, err
+	}
+	if previous != "" {
+		log.Warn("orchestrator id changed; jobs claimed under the old id are not reconciled by this process",
+			"id", id, "previous", previous)
+	}
+	log = log.With("orchestrator_id", id)
+	client, err := backend.New(backend.Options{
+		BaseURL: cfg.API.URL, Token: cfg.API.Token, OrchestratorID: id,
+		RequestTimeout: cfg.API.RequestTimeout, RetryMaxElapsed: cfg.API.RetryMaxElapsed,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("backend client: %w", err)
+	}
+	execs, err := newExecutorSet(cfg, id, log, opts.Executors)
+	if err != nil {
+		return nil, err
+	}
+	clock := opts.Clock
+	if clock == nil {
+		clock = kit.RealClock{}
+	}
+	return &Daemon{cfg: cfg, id: id, log: log, client: client, executors: execs, clock: clock}, nil
+}
+
+// ID is the orchestrator id in use.
+func (d *Daemon) ID() string { return d.id }
+
+// Run starts the orchestrator and blocks until ctx is cancelled; then it
+// shuts down gracefully (see Shutdown).
+func (d *Daemon) Run(ctx context.Context) error {
+	if err := d.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return d.Shutdown()
+}
+
+// Start spawns the actor system and returns; jobs start flowing.
+func (d *Daemon) Start(ctx context.Context) error {
+	engine, err := actor.NewEngine(actor.NewEngineConfig())
+	if err != nil {
+		return fmt.Errorf("actor engine: %w", err)
+	}
+	d.engine = engine
+	d.supervisor = supervisor.Spawn(engine, d.supervisorDeps())
+	d.log.Info("orchestrator started", "backend", d.cfg.API.URL, "capacity", d.cfg.Jobs.MaxConcurrent,
+		"executors", d.executors.names())
+	if err := d.executors.ping(ctx); err != nil {
+		d.log.Warn("docker is not reachable; container jobs will fail until it is", "err", err)
+	}
+	return nil
+}
+
+// Shutdown drains: no new jobs, running jobs get jobs.shutdown_grace to
+// finish, then they are stopped and reported. It returns nil once every
+// job was reported and the actors stopped.
+func (d *Daemon) Shutdown() error {
+	grace := d.cfg.Jobs.ShutdownGrace
+	d.log.Info("shutting down", "grace", grace)
+	done := make(chan struct{})
+	d.engine.Send(d.supervisor, messages.Drain{Grace: grace, Done: done})
+	// After the grace period, stopped jobs still need their stop grace and
+	// their reports; past this bound we exit anyway rather than hang.
+	hard := grace + d.cfg.Jobs.StopGrace + d.cfg.API.RetryMaxElapsed + 30*time.Second
+	var err error
+	select {
+	case <-done:
+	case <-time.After(hard):
+		err = errors.New("jobs did not finish reporting within the shutdown bound")
+		d.log.Error("shutdown bound reached with jobs still reporting", "bound", hard)
+	}
+	<-d.engine.Poison(d.supervisor).Done()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, s := range d.servers {
+		_ = s.Shutdown(shutdownCtx)
+	}
+	d.executors.close()
+	d.log.Info("orchestrator stopped")
+	return err
+}
+
+func (d *Daemon) supervisorDeps() supervisor.Deps {
+	c := d.cfg
+	return supervisor.Deps{
+		Backend:   d.client,
+		Executors: d.executors.byKind,
+		Clock:     d.clock,
+		Logger:    d.log,
+		Settings: supervisor.Settings{
+			OrchestratorID: d.id,
+			Capacity:       c.Jobs.MaxConcurrent,
+			OutputMaxBytes: c.Jobs.OutputMaxBytes.Bytes(),
+			RecentLines:    200,
+			MaxRestarts:    c.Supervisor.MaxRestarts,
+			RestartWindow:  c.Supervisor.RestartWindow,
+			Poll: poller.Settings{Capacity: c.Jobs.MaxConcurrent, PollInterval: c.Jobs.PollInterval,
+				MaxBackoff: c.Jobs.PollMaxBackoff, OrphanInterval: c.Jobs.OrphanCheckInterval},
+			Job: job.Settings{DefaultTimeout: c.Jobs.DefaultTimeout, CancelCheckInterval: c.Jobs.CancelCheckInterval,
+				BackoffInitial: c.Supervisor.BackoffInitial, BackoffMax: c.Supervisor.BackoffMax,
+				FinalizeTimeout: c.API.RetryMaxElapsed + c.API.RequestTimeout, OrchestratorID: d.id},
+			Logs: logactor.Settings{BatchLines: c.Logs.BatchLines, BatchBytes: c.Logs.BatchBytes.Bytes(),
+				BatchInterval: c.Logs.BatchInterval},
+		},
+	}
+}
+
+// Engine and Supervisor expose the actor system (admin API, tests).
+func (d *Daemon) Engine() *actor.Engine   { return d.engine }
+func (d *Daemon) Supervisor() *actor.PID  { return d.supervisor }
+func (d *Daemon) Client() *backend.Client { return d.client }
+func (d *Daemon) Config() config.Config   { return d.cfg }

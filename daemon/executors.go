@@ -1,0 +1,85 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/cronium/orchestrator/config"
+	"github.com/cronium/orchestrator/executors"
+	"github.com/cronium/orchestrator/executors/docker"
+	"github.com/cronium/orchestrator/executors/httpreq"
+	"github.com/cronium/orchestrator/jobspec"
+)
+
+// executorSet is every executor of the process, by the kind of job it runs.
+type executorSet struct {
+	byKind map[jobspec.Kind]executors.Executor
+	docker *docker.Executor
+}
+
+func newExecutorSet(cfg config.Config, id string, log *slog.Logger, override map[jobspec.Kind]executors.Executor) (*executorSet, error) {
+	if override != nil {
+		return &executorSet{byKind: override}, nil
+	}
+	set := &executorSet{byKind: map[jobspec.Kind]executors.Executor{
+		jobspec.KindHTTP: httpreq.New(nil),
+	}}
+	if cfg.Docker.Enabled {
+		d := cfg.Docker
+		ex, err := docker.New(docker.Options{
+			Host:           d.Host,
+			OrchestratorID: id,
+			Images: map[executors.Language]string{
+				executors.Bash: d.ImageBash, executors.Python: d.ImagePython, executors.Node: d.ImageNode},
+			PullPolicy:    d.PullPolicy,
+			NetworkMode:   d.NetworkMode,
+			User:          d.User,
+			ReadOnlyRoot:  d.ReadOnlyRoot,
+			TmpfsSize:     d.TmpfsSize.Bytes(),
+			DefaultMemory: d.DefaultMemory.Bytes(),
+			MaxMemory:     d.MaxMemory.Bytes(),
+			DefaultCPUs:   d.DefaultCPUs,
+			MaxCPUs:       d.MaxCPUs,
+			DefaultPids:   d.DefaultPids,
+			MaxPids:       d.MaxPids,
+			StopGrace:     cfg.Jobs.StopGrace,
+			APITimeout:    d.APITimeout,
+			PullTimeout:   d.PullTimeout,
+			Logger:        log.With("executor", "docker"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("docker executor: %w", err)
+		}
+		set.docker = ex
+		set.byKind[jobspec.KindContainer] = ex
+	}
+	return set, nil
+}
+
+func (s *executorSet) names() []string {
+	var names []string
+	for k := range s.byKind {
+		names = append(names, string(k))
+	}
+	sort.Strings(names)
+	return names
+}
+
+// ping checks Docker, when container jobs are enabled.
+func (s *executorSet) ping(ctx context.Context) error {
+	if s.docker == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return s.docker.Ping(ctx)
+}
+
+func (s *executorSet) close() {
+	if s.docker != nil {
+		_ = s.docker.Close()
+	}
+}

@@ -1,0 +1,148 @@
+package jobspec
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cronium/orchestrator/backend"
+	"github.com/cronium/orchestrator/executors"
+)
+
+// The container example of the API page, verbatim.
+const containerJob = `{
+  "id": "job_8fK2mQ9xZ1aB", "type": "container", "priority": 5,
+  "createdAt": "2025-10-22T14:03:11.512Z", "scheduledFor": "2025-10-22T14:03:11.512Z", "attempts": 0,
+  "execution": {
+    "target": {"type": "local"},
+    "script": {"type": "PYTHON", "content": "print('hello')\n", "workingDirectory": ""},
+    "environment": {"REPORT_DAYS": "7"},
+    "timeout": 30000000000,
+    "inputData": {"orderId": 1234}, "variables": {},
+    "resources": {"cpuLimit": 0.5, "memoryLimit": 536870912, "diskLimit": 1073741824, "pidsLimit": 100},
+    "retryPolicy": {"maxAttempts": 2, "backoffType": "exponential", "backoffDelay": 5}
+  },
+  "metadata": {"eventName": "Nightly report", "triggeredBy": "manual", "logId": 345,
+               "originalType": "SCRIPT", "eventId": 12, "userId": "u_3kq9r2m1", "unknownField": [1,2]}
+}`
+
+func decode(t *testing.T, s string) backend.Job {
+	t.Helper()
+	var j backend.Job
+	if err := json.Unmarshal([]byte(s), &j); err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+func TestBuildContainerJobFromTheAPIPage(t *testing.T) {
+	plan, err := Build(decode(t, containerJob), "exec_1", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := plan.Spec
+	if plan.Kind != KindContainer || s.Script.Language != executors.Python || s.Timeout != 30*time.Second ||
+		s.Env["REPORT_DAYS"] != "7" || string(s.InputData) != `{"orderId": 1234}` ||
+		s.Resources != (executors.Resources{CPUs: 0.5, MemoryBytes: 536870912, DiskBytes: 1073741824, Pids: 100}) {
+		t.Fatalf("plan %+v spec %+v", plan, s)
+	}
+	if len(plan.Executions) != 1 || plan.Executions[0].ID != "exec_1" {
+		t.Fatalf("executions %+v", plan.Executions)
+	}
+}
+
+func TestBuild(t *testing.T) {
+	ssh := func(extra string) string {
+		return `{"id":"j","type":"ssh","execution":{"script":{"type":"BASH","content":"uptime"},
+		"target":{"type":"server","serverId":"3","serverDetails":{"id":"3","name":"web-01","host":"10.0.0.21","port":22,
+		"username":"deploy","privateKey":"-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----\n"}}},
+		"metadata":{"eventId":"12"` + extra + `}}`
+	}
+	tests := []struct {
+		name     string
+		job      string
+		wantKind Kind
+		wantErr  string
+		check    func(t *testing.T, p Plan)
+	}{
+		{name: "bash default timeout", job: `{"id":"j","execution":{"script":{"type":"BASH","content":"echo hi"}}}`,
+			wantKind: KindContainer, check: func(t *testing.T, p Plan) {
+				if p.Spec.Timeout != time.Hour || p.Spec.Script.Language != executors.Bash {
+					t.Fatalf("%+v", p.Spec)
+				}
+			}},
+		{name: "node", job: `{"id":"j","execution":{"script":{"type":"NODEJS","content":"1"},"timeout":"5000000000"}}`,
+			wantKind: KindContainer, check: func(t *testing.T, p Plan) {
+				if p.Spec.Script.Language != executors.Node || p.Spec.Timeout != 5*time.Second {
+					t.Fatalf("%+v", p.Spec)
+				}
+			}},
+		{name: "numeric env values", job: `{"id":"j","execution":{"script":{"type":"BASH","content":"x"},"environment":{"N":7,"B":true}}}`,
+			wantKind: KindContainer, check: func(t *testing.T, p Plan) {
+				if p.Spec.Env["N"] != "7" || p.Spec.Env["B"] != "true" {
+					t.Fatalf("%+v", p.Spec.Env)
+				}
+			}},
+		{name: "ssh with string eventId", job: ssh(""), wantKind: KindSSH, check: func(t *testing.T, p Plan) {
+			srv := p.Spec.Servers[0]
+			if srv.Address() != "10.0.0.21:22" || srv.Username != "deploy" || !strings.Contains(srv.PrivateKey.Reveal(), "\n") {
+				t.Fatalf("%+v", srv)
+			}
+			if p.Executions[0].ServerName != "web-01" || p.Executions[0].ServerID != "3" {
+				t.Fatalf("%+v", p.Executions)
+			}
+		}},
+		{name: "multi-server", job: ssh(`,"multiServer":true,"servers":[{"id":"1","name":"a","host":"h1","username":"u","password":"p"},{"id":2,"name":"b","host":"h2","username":"u","password":"p"}]`),
+			wantKind: KindSSH, check: func(t *testing.T, p Plan) {
+				if len(p.Spec.Servers) != 2 || len(p.Executions) != 2 ||
+					p.Executions[0].ID != "exec_1-1" || p.Executions[1].ID != "exec_1-2" || p.Executions[1].ServerID != "2" {
+					t.Fatalf("%+v", p.Executions)
+				}
+			}},
+		{name: "http", job: `{"id":"j","execution":{"script":{"type":"HTTP_REQUEST"},"http":{"method":"post","url":"http://x/y","headers":{"A":"b"},"body":"{}"}}}`,
+			wantKind: KindHTTP, check: func(t *testing.T, p Plan) {
+				if p.Spec.HTTP.Method != "POST" || p.Spec.HTTP.Headers["A"] != "b" {
+					t.Fatalf("%+v", p.Spec.HTTP)
+				}
+			}},
+		{name: "tool action", job: `{"id":"j","execution":{"target":{"type":"local"}}}`, wantErr: "neither a script nor an HTTP request"},
+		{name: "http without request", job: `{"id":"j","execution":{"script":{"type":"HTTP_REQUEST"}}}`, wantErr: "carries no execution.http"},
+		{name: "bad url", job: `{"id":"j","execution":{"http":{"url":"ftp://x"}}}`, wantErr: "not an http(s) URL"},
+		{name: "unknown language", job: `{"id":"j","execution":{"script":{"type":"RUBY","content":"x"}}}`, wantErr: "unknown script language"},
+		{name: "unknown target", job: `{"id":"j","execution":{"script":{"type":"BASH","content":"x"},"target":{"type":"moon"}}}`, wantErr: "unknown target type"},
+		{name: "server without credentials", job: `{"id":"j","execution":{"script":{"type":"BASH","content":"x"},"target":{"type":"server","serverDetails":{"name":"s","host":"h","username":"u"}}}}`,
+			wantErr: "neither a private key nor a password"},
+		{name: "server by id only", job: `{"id":"j","execution":{"script":{"type":"BASH","content":"x"},"target":{"type":"server","serverId":"9"}}}`,
+			wantErr: "server details missing"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := Build(decode(t, tt.job), "exec_1", time.Hour)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("want error %q, got %v", tt.wantErr, err)
+				}
+				if !errors.Is(err, executors.ErrInvalidSpec) && !errors.Is(err, ErrNeedsCredentials) {
+					t.Fatalf("error not classified: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Kind != tt.wantKind {
+				t.Fatalf("kind %s, want %s", p.Kind, tt.wantKind)
+			}
+			tt.check(t, p)
+		})
+	}
+}
+
+func TestExecutionIDFitsTheBackend(t *testing.T) {
+	id := NewExecutionID(strings.Repeat("j", 200), time.Now())
+	if len(id) > 100 {
+		t.Fatalf("%d chars", len(id))
+	}
+}

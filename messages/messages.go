@@ -1,0 +1,96 @@
+// Package messages holds the messages actors exchange, as plain structs
+// named by intent. Messages private to one actor stay unexported in its
+// own package.
+package messages
+
+import (
+	"time"
+
+	"github.com/anthdm/hollywood/actor"
+
+	"github.com/cronium/orchestrator/backend"
+	"github.com/cronium/orchestrator/executors"
+)
+
+// JobsClaimed: the poller claimed these jobs; the supervisor runs them.
+type JobsClaimed struct {
+	Jobs      []backend.Job
+	ClaimedAt time.Time
+}
+
+// SlotsFreed: this many job slots became free; the poller may claim again.
+type SlotsFreed struct{ N int }
+
+// StopPolling: claim nothing more (shutdown).
+type StopPolling struct{}
+
+// OrphansFound: the backend lists these jobs as claimed or running under
+// this orchestrator's id.
+type OrphansFound struct{ Rows []backend.JobRow }
+
+// CancelJob asks for a job to be stopped. Reason is shown to the user.
+type CancelJob struct {
+	JobID  string
+	Reason string
+	// Shutdown marks a stop forced by the orchestrator's own shutdown,
+	// which is reported as a failure rather than a user's cancellation.
+	Shutdown bool
+}
+
+// JobFinished: the job's terminal update was sent (or definitively could
+// not be); its slot is free.
+type JobFinished struct {
+	JobID    string
+	Executor string
+	Outcome  string // success, failure, timeout, cancelled, error
+	Duration time.Duration
+}
+
+// FinalizeOutput asks the log actor to ship the execution's final update
+// (after every earlier snapshot) and then send OutputFinalized to ReplyTo.
+type FinalizeOutput struct {
+	ExitCode int
+	// Reason explains a non-success; it is appended to the error output.
+	Reason  string
+	Result  executors.Result
+	ReplyTo *actor.PID
+}
+
+// OutputFinalized: the final execution update was shipped (or given up on).
+type OutputFinalized struct{}
+
+// OutputAvailable nudges the log actor: new output was appended.
+type OutputAvailable struct{}
+
+// GiveUpJob: the job's restart budget is spent; stop what is left of it
+// and report it failed with Reason.
+type GiveUpJob struct{ Reason string }
+
+// Crash makes the receiving actor panic, to exercise the restart path.
+type Crash struct{ Reason string }
+
+// Drain starts a graceful shutdown: stop claiming, let running jobs finish
+// within Grace, then stop them. Done is closed when no job is left.
+type Drain struct {
+	Grace time.Duration
+	Done  chan struct{}
+}
+
+// ListActors asks the supervisor for the actor tree; it responds with an
+// ActorTree.
+type ListActors struct{}
+
+// ActorTree is the supervisor's view of its actors.
+type ActorTree struct {
+	Actors []ActorInfo
+}
+
+// ActorInfo describes one live or restarting actor.
+type ActorInfo struct {
+	PID       string    `json:"pid"`
+	Kind      string    `json:"kind"` // supervisor, poller, job, log
+	JobID     string    `json:"jobId,omitempty"`
+	State     string    `json:"state"`
+	Restarts  int       `json:"restarts"`
+	StartedAt time.Time `json:"startedAt"`
+}

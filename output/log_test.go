@@ -1,0 +1,116 @@
+package output
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func TestSnapshotKeepsEverythingUnderTheCap(t *testing.T) {
+	l := New(1024, 10, nil)
+	fmt.Fprint(l.Writer(Stdout), "hello\n")
+	fmt.Fprint(l.Writer(Stderr), "oops\n")
+	fmt.Fprint(l.Writer(Stdout), "world\n")
+	s := l.Snapshot()
+	if s.Stdout != "hello\nworld\n" || s.Stderr != "oops\n" {
+		t.Fatalf("got %q / %q", s.Stdout, s.Stderr)
+	}
+	if s.Stats.StdoutBytes != 12 || s.Stats.StderrBytes != 5 || s.Stats.Lines != 3 || s.Stats.DroppedBytes != 0 {
+		t.Fatalf("stats %+v", s.Stats)
+	}
+}
+
+func TestSnapshotKeepsHeadAndTailWithMarker(t *testing.T) {
+	const max = 8192
+	l := New(max, 0, nil)
+	var all bytes.Buffer
+	for i := 0; i < 5000; i++ {
+		line := fmt.Sprintf("line %05d\n", i)
+		all.WriteString(line)
+		l.Writer(Stdout).Write([]byte(line))
+	}
+	s := l.Snapshot()
+	if !strings.HasPrefix(s.Stdout, "line 00000\n") {
+		t.Fatalf("head lost: %q", s.Stdout[:40])
+	}
+	if !strings.HasSuffix(s.Stdout, "line 04999\n") {
+		t.Fatalf("tail lost")
+	}
+	if !strings.Contains(s.Stdout, "bytes of output omitted") {
+		t.Fatal("no truncation marker")
+	}
+	// The kept tail starts on a whole line.
+	after := s.Stdout[strings.Index(s.Stdout, "]\n")+2:]
+	if !strings.HasPrefix(after, "line ") {
+		t.Fatalf("tail starts mid-line: %q", after[:20])
+	}
+	if got, want := s.Stats.StdoutBytes, int64(all.Len()); got != want {
+		t.Fatalf("total %d, want %d", got, want)
+	}
+	if len(s.Stdout) > max+200 {
+		t.Fatalf("snapshot of %d bytes exceeds the cap %d", len(s.Stdout), max)
+	}
+	if s.Stats.DroppedBytes <= 0 || s.Stats.DroppedBytes >= int64(all.Len()) {
+		t.Fatalf("dropped %d", s.Stats.DroppedBytes)
+	}
+}
+
+func TestNudgeOncePerBurst(t *testing.T) {
+	var mu sync.Mutex
+	nudges := 0
+	l := New(1024, 0, func() { mu.Lock(); nudges++; mu.Unlock() })
+	for i := 0; i < 100; i++ {
+		l.Writer(Stdout).Write([]byte("x"))
+	}
+	if nudges != 1 {
+		t.Fatalf("want 1 nudge before it is taken, got %d", nudges)
+	}
+	l.TakeNudge()
+	l.Writer(Stderr).Write([]byte("y"))
+	if nudges != 2 {
+		t.Fatalf("want a second nudge after TakeNudge, got %d", nudges)
+	}
+}
+
+func TestRecentLines(t *testing.T) {
+	l := New(1024, 3, nil)
+	w := l.Writer(Stdout)
+	w.Write([]byte("a\nb\nc"))
+	l.Writer(Stderr).Write([]byte("err\n"))
+	w.Write([]byte("d\ne\n"))
+	got := l.Recent(3)
+	want := []Line{{Stderr, "err"}, {Stdout, "cd"}, {Stdout, "e"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got %v want %v", got, want)
+	}
+}
+
+func TestConcurrentWritersCountEveryByte(t *testing.T) {
+	l := New(1<<20, 10, func() {})
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 1000; i++ {
+				l.Writer(Stream(g % 2)).Write([]byte("0123456789\n"))
+			}
+		}(g)
+	}
+	wg.Wait()
+	st := l.Stats()
+	if st.Bytes() != 8*1000*11 || st.Lines != 8000 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestAppendNote(t *testing.T) {
+	if got := AppendNote("boom", "exited with code 3"); got != "boom\n[cronium] exited with code 3\n" {
+		t.Fatalf("%q", got)
+	}
+	if got := AppendNote("x\n", ""); got != "x\n" {
+		t.Fatalf("%q", got)
+	}
+}
