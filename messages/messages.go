@@ -18,6 +18,13 @@ type JobsClaimed struct {
 	ClaimedAt time.Time
 }
 
+// JobsUnreadable: the poller claimed these jobs but could not decode them;
+// they end failed with Reason.
+type JobsUnreadable struct {
+	IDs    []string
+	Reason string
+}
+
 // SlotsFreed: this many job slots became free; the poller may claim again.
 type SlotsFreed struct{ N int }
 

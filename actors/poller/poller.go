@@ -8,6 +8,7 @@ package poller
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -148,6 +149,12 @@ func (a *Actor) next() {
 func (a *Actor) onPolled(m polled) {
 	st := a.st
 	st.busy = false
+	var bad *backend.BadJobsError
+	if errors.As(m.err, &bad) {
+		// Claimed but undecodable: they must still end, with the reason.
+		kit.Send(a.engine, a.deps.Supervisor, messages.JobsUnreadable{IDs: bad.IDs, Reason: bad.Err.Error()})
+		m.err = nil
+	}
 	if m.err != nil {
 		st.failures++
 		wait := min(a.deps.Settings.PollInterval<<min(st.failures, 16), a.deps.Settings.MaxBackoff)

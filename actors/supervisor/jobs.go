@@ -91,6 +91,24 @@ func (s *Supervisor) freeSlot() {
 	}
 }
 
+// failUnreadable ends jobs whose JSON could not be decoded: they were
+// claimed, so nobody else will run them.
+func (s *Supervisor) failUnreadable(m messages.JobsUnreadable) {
+	b, log := s.deps.Backend, s.log
+	for _, id := range m.IDs {
+		s.obs.JobReceived()
+		s.obs.JobFinished("none", job.OutcomeError, 0)
+		go func(id string) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			why := "the orchestrator could not read the job: " + m.Reason
+			if err := b.FailJob(ctx, id, why, job.ExitCouldNotRun); err != nil {
+				log.Error("could not fail an unreadable job", "job_id", id, "err", err)
+			}
+		}(id)
+	}
+}
+
 func (s *Supervisor) release(jobID, why string) {
 	b, log := s.deps.Backend, s.log
 	go func() {

@@ -38,6 +38,7 @@ type Backend interface {
 	job.Inquirer
 	logactor.Updater
 	ReleaseJob(ctx context.Context, jobID, message string) error
+	FailJob(ctx context.Context, jobID, errText string, exitCode int) error
 }
 
 // Observer receives what operators see in metrics. Implementations must be
@@ -160,6 +161,8 @@ func (s *Supervisor) Receive(c *actor.Context) {
 		s.onJobsClaimed(c, msg)
 	case messages.JobFinished:
 		s.onJobFinished(msg)
+	case messages.JobsUnreadable:
+		s.failUnreadable(msg)
 	case messages.OrphansFound:
 		s.onOrphans(msg)
 	case messages.CancelJob:

@@ -1,0 +1,152 @@
+package logactor
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anthdm/hollywood/actor"
+
+	"github.com/cronium/orchestrator/actors/kit"
+	"github.com/cronium/orchestrator/backend"
+	"github.com/cronium/orchestrator/executors"
+	"github.com/cronium/orchestrator/messages"
+	"github.com/cronium/orchestrator/output"
+)
+
+// recorder records execution updates; gate, when set, holds each update
+// until released, to test ordering.
+type recorder struct {
+	mu      sync.Mutex
+	updates []backend.ExecutionUpdate
+	gate    chan struct{}
+}
+
+func (r *recorder) UpdateExecution(_ context.Context, _ string, u backend.ExecutionUpdate) error {
+	if r.gate != nil {
+		<-r.gate
+	}
+	if u.IsTerminal() {
+		return fmt.Errorf("terminal update sent")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.updates = append(r.updates, u)
+	return nil
+}
+
+func (r *recorder) snapshot() []backend.ExecutionUpdate {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]backend.ExecutionUpdate(nil), r.updates...)
+}
+
+type harness struct {
+	t      *testing.T
+	engine *actor.Engine
+	pid    *actor.PID
+	clock  *kit.FakeClock
+	rec    *recorder
+	out    *output.Log
+	done   chan struct{}
+}
+
+func start(t *testing.T, gated bool) *harness {
+	t.Helper()
+	engine, err := actor.NewEngine(actor.NewEngineConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, engine: engine, clock: kit.NewFakeClock(time.Unix(0, 0)), rec: &recorder{}, done: make(chan struct{}, 4)}
+	if gated {
+		h.rec.gate = make(chan struct{})
+	}
+	var pid *actor.PID
+	h.out = output.New(1<<20, 0, func() { kit.Send(engine, pid, messages.OutputAvailable{}) })
+	deps := Deps{Updater: h.rec, Clock: h.clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Settings: Settings{BatchLines: 3, BatchBytes: 1000, BatchInterval: time.Second}}
+	st := NewState("job1", h.out, func() []string { return []string{"exec1"} })
+	pid = engine.Spawn(New(st, deps), "log", kit.SpawnOpts("log", "job1", nil)...)
+	h.pid = pid
+	t.Cleanup(func() {
+		if h.rec.gate != nil {
+			close(h.rec.gate)
+		}
+		<-engine.Poison(pid).Done()
+	})
+	return h
+}
+
+func (h *harness) expectUpdates(n int) []backend.ExecutionUpdate {
+	h.t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for len(h.rec.snapshot()) < n && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(30 * time.Millisecond)
+	got := h.rec.snapshot()
+	if len(got) != n {
+		h.t.Fatalf("%d updates, want %d", len(got), n)
+	}
+	return got
+}
+
+func TestBatchesByLinesAndTime(t *testing.T) {
+	h := start(t, false)
+	h.expectUpdates(0)
+	fmt.Fprint(h.out.Writer(output.Stdout), "a\nb\n") // 2 lines: below every threshold
+	h.expectUpdates(0)
+	h.clock.Advance(time.Second) // ...until the interval passes
+	if u := h.expectUpdates(1); *u[0].Output != "a\nb\n" || u[0].ExitCode != nil {
+		t.Fatalf("snapshot %+v", u[0])
+	}
+	fmt.Fprint(h.out.Writer(output.Stdout), "c\nd\ne\n") // 3 lines: ship at once
+	if u := h.expectUpdates(2); *u[1].Output != "a\nb\nc\nd\ne\n" {
+		t.Fatalf("snapshot %q", *u[1].Output)
+	}
+	h.clock.Advance(time.Hour) // nothing new: nothing shipped
+	h.expectUpdates(2)
+}
+
+func TestBatchesByBytes(t *testing.T) {
+	h := start(t, false)
+	fmt.Fprint(h.out.Writer(output.Stderr), string(make([]byte, 999)))
+	h.expectUpdates(0)
+	fmt.Fprint(h.out.Writer(output.Stderr), "x")
+	if u := h.expectUpdates(1); u[0].Error == nil || len(*u[0].Error) != 1000 {
+		t.Fatalf("stderr snapshot %+v", u[0])
+	}
+}
+
+// The final update waits for the snapshot in flight and is the last one:
+// a late snapshot cannot overwrite it.
+func TestFinalUpdateComesLast(t *testing.T) {
+	h := start(t, true)
+	replies := h.engine.SpawnFunc(func(c *actor.Context) {
+		if _, ok := kit.Message(c).(messages.OutputFinalized); ok {
+			h.done <- struct{}{}
+		}
+	}, "job")
+	fmt.Fprint(h.out.Writer(output.Stdout), "1\n2\n3\n") // a snapshot starts, held at the gate
+	time.Sleep(50 * time.Millisecond)
+	fmt.Fprint(h.out.Writer(output.Stdout), "4\n")
+	kit.Send(h.engine, h.pid, messages.FinalizeOutput{ExitCode: 3, Reason: "exited with code 3",
+		Result: executors.Result{Exited: true, ExitCode: 3}, ReplyTo: replies})
+	h.rec.gate <- struct{}{} // release the snapshot
+	h.rec.gate <- struct{}{} // release the final update
+	select {
+	case <-h.done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("no OutputFinalized")
+	}
+	u := h.expectUpdates(2)
+	last := u[1]
+	if last.ExitCode == nil || *last.ExitCode != 3 || *last.Output != "1\n2\n3\n4\n" ||
+		*last.Error != "[cronium] exited with code 3\n" {
+		t.Fatalf("final update %+v", last)
+	}
+}

@@ -1,0 +1,152 @@
+package poller
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anthdm/hollywood/actor"
+
+	"github.com/cronium/orchestrator/actors/kit"
+	"github.com/cronium/orchestrator/backend"
+	"github.com/cronium/orchestrator/messages"
+)
+
+// scripted answers polls from a queue and records each batch size.
+type scripted struct {
+	mu      sync.Mutex
+	batches []int
+	answers []answer
+	orphans int
+}
+
+type answer struct {
+	n   int
+	err error
+}
+
+func (b *scripted) PollJobs(_ context.Context, n int) ([]backend.Job, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.batches = append(b.batches, n)
+	if len(b.answers) == 0 {
+		return nil, nil
+	}
+	a := b.answers[0]
+	b.answers = b.answers[1:]
+	jobs := make([]backend.Job, min(a.n, n))
+	for i := range jobs {
+		jobs[i].ID = "job"
+	}
+	return jobs, a.err
+}
+
+func (b *scripted) OrphanedJobs(context.Context) ([]backend.JobRow, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.orphans++
+	return nil, nil
+}
+
+func (b *scripted) polls() []int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]int(nil), b.batches...)
+}
+
+type harness struct {
+	t       *testing.T
+	engine  *actor.Engine
+	poller  *actor.PID
+	clock   *kit.FakeClock
+	backend *scripted
+	claimed chan int
+}
+
+func start(t *testing.T, capacity int, answers ...answer) *harness {
+	t.Helper()
+	engine, err := actor.NewEngine(actor.NewEngineConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, engine: engine, clock: kit.NewFakeClock(time.Unix(0, 0)),
+		backend: &scripted{answers: answers}, claimed: make(chan int, 100)}
+	sup := engine.SpawnFunc(func(c *actor.Context) {
+		if m, ok := kit.Message(c).(messages.JobsClaimed); ok {
+			h.claimed <- len(m.Jobs)
+		}
+	}, "sup")
+	deps := Deps{Backend: h.backend, Clock: h.clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Settings:   Settings{Capacity: capacity, PollInterval: time.Second, MaxBackoff: 8 * time.Second},
+		Supervisor: sup}
+	h.poller = engine.Spawn(New(NewState(capacity), deps), "poller", kit.SpawnOpts("poller", "p", nil)...)
+	t.Cleanup(func() { <-engine.Poison(h.poller).Done() })
+	return h
+}
+
+// expectPolls waits until exactly the given batch sizes were polled, and
+// checks that no further poll follows shortly.
+func (h *harness) expectPolls(want ...int) {
+	h.t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for len(h.backend.polls()) < len(want) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(30 * time.Millisecond)
+	got := h.backend.polls()
+	if len(got) != len(want) {
+		h.t.Fatalf("polls %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			h.t.Fatalf("polls %v, want %v", got, want)
+		}
+	}
+}
+
+func TestPollsAgainAtOnceWhileJobsComeAndOnlyForFreeSlots(t *testing.T) {
+	h := start(t, 3, answer{n: 2}, answer{n: 1})
+	// Start-up: orphan check, then polls of 3 (got 2) and 1 (got 1): full.
+	h.expectPolls(3, 1)
+	if h.backend.orphans != 1 {
+		t.Fatalf("orphan checks %d, want 1 at start-up", h.backend.orphans)
+	}
+	h.clock.Advance(time.Hour) // no free slot: time alone polls nothing
+	h.expectPolls(3, 1)
+	h.engine.Send(h.poller, messages.SlotsFreed{N: 2})
+	h.expectPolls(3, 1, 2) // freed slots are claimed at once
+}
+
+func TestEmptyQueueWaitsThePollInterval(t *testing.T) {
+	h := start(t, 2)
+	h.expectPolls(2)
+	h.clock.Advance(999 * time.Millisecond)
+	h.expectPolls(2)
+	h.clock.Advance(time.Millisecond)
+	h.expectPolls(2, 2)
+}
+
+func TestFailuresBackOffExponentiallyUpToTheMax(t *testing.T) {
+	down := errors.New("backend down")
+	h := start(t, 1, answer{err: down}, answer{err: down}, answer{err: down}, answer{err: down})
+	h.expectPolls(1)
+	// Waits of 2s, 4s, 8s, then capped at 8s.
+	for i, wait := range []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second, 8 * time.Second} {
+		h.clock.Advance(wait - time.Millisecond)
+		h.expectPolls(ones(i+1)...) // not yet
+		h.clock.Advance(time.Millisecond)
+		h.expectPolls(ones(i+2)...)
+	}
+}
+
+func ones(n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = 1
+	}
+	return s
+}

@@ -1,0 +1,99 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// The container example of the API page, verbatim.
+const containerJobJSON = `{
+  "id": "job_8fK2mQ9xZ1aB", "type": "container", "priority": 5,
+  "createdAt": "2025-10-22T14:03:11.512Z", "scheduledFor": "2025-10-22T14:03:11.512Z", "attempts": 0,
+  "execution": {
+    "target": {"type": "local"},
+    "script": {"type": "PYTHON", "content": "print('hello')\n", "workingDirectory": ""},
+    "environment": {"REPORT_DAYS": "7"},
+    "timeout": 30000000000,
+    "inputData": {"orderId": 1234}, "variables": {},
+    "resources": {"cpuLimit": 0.5, "memoryLimit": 536870912, "diskLimit": 1073741824, "pidsLimit": 100},
+    "retryPolicy": {"maxAttempts": 2, "backoffType": "exponential", "backoffDelay": 5}
+  },
+  "metadata": {"eventName": "Nightly report", "triggeredBy": "manual", "logId": 345,
+               "originalType": "SCRIPT", "eventId": 12, "userId": "u_3kq9r2m1"}
+}`
+
+// An SSH job as the page describes it: string eventId, key text with real
+// newlines (JSON \n), an unknown field.
+const sshJobJSON = `{
+  "id": "job_ssh0000001", "type": "ssh", "priority": 0,
+  "createdAt": "2025-10-22T14:03:11.512Z", "scheduledFor": "2025-10-22T14:03:11.512Z", "attempts": 1,
+  "execution": {
+    "target": {"type": "server", "serverId": "3", "serverDetails": {"id": "3", "name": "web-01", "host": "10.0.0.21", "port": 22,
+      "username": "deploy", "privateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n", "passphrase": "pp"}},
+    "script": {"type": "BASH", "content": "uptime", "workingDirectory": "/srv"},
+    "environment": {"N": 7, "DEBUG": true},
+    "timeout": 3600000000000,
+    "inputData": {}, "variables": {}
+  },
+  "metadata": {"eventName": "Uptime", "triggeredBy": "schedule", "logId": 9, "originalType": "SCRIPT",
+               "eventId": "41", "userId": "u_1", "somethingNew": {"x": 1}}
+}`
+
+func TestPollDecodesPageExamples(t *testing.T) {
+	c, _ := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, `{"jobs":[`+containerJobJSON+`,`+sshJobJSON+`],"count":2}`)
+	}))
+	jobs, err := c.PollJobs(context.Background(), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs) != 2 {
+		t.Fatalf("%d jobs", len(jobs))
+	}
+	ct, ssh := jobs[0], jobs[1]
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"container timeout", ct.Execution.Timeout.Duration(), 30 * time.Second},
+		{"container target", ct.Execution.Target.Type, TargetLocal},
+		{"container eventId number", ct.Metadata.EventID.String(), "12"},
+		{"container logId", ct.Metadata.LogID.String(), "345"},
+		{"container memory", ct.Execution.Resources.MemoryLimit, int64(536870912)},
+		{"container cpu", ct.Execution.Resources.CPULimit, 0.5},
+		{"container backoff seconds", ct.Execution.RetryPolicy.BackoffDelay, 5.0},
+		{"container script", ct.Execution.Script.Content, "print('hello')\n"},
+		{"container createdAt", ct.CreatedAt.Equal(time.Date(2025, 10, 22, 14, 3, 11, 512e6, time.UTC)), true},
+		{"ssh timeout", ssh.Execution.Timeout.Duration(), time.Hour},
+		{"ssh eventId string", ssh.Metadata.EventID.String(), "41"},
+		{"ssh server id", ssh.Execution.Target.ServerID.String(), "3"},
+		{"ssh key newlines", ssh.Execution.Target.ServerDetails.PrivateKey,
+			"-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n"},
+		{"ssh passphrase", ssh.Execution.Target.ServerDetails.Passphrase, "pp"},
+		{"ssh env number", ssh.Execution.Environment["N"], "7"},
+		{"ssh env bool", ssh.Execution.Environment["DEBUG"], "true"},
+		{"ssh no resources", ssh.Execution.Resources == nil, true},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s = %#v, want %#v", ch.name, ch.got, ch.want)
+		}
+	}
+}
+
+func TestPollReportsUndecodableJobs(t *testing.T) {
+	c, _ := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, `{"jobs":[`+containerJobJSON+`,{"id":"job_bad","execution":{"timeout":"soon"}}],"count":2}`)
+	}))
+	jobs, err := c.PollJobs(context.Background(), 5)
+	var bad *BadJobsError
+	if !errors.As(err, &bad) || len(bad.IDs) != 1 || bad.IDs[0] != "job_bad" {
+		t.Fatalf("err = %v, want BadJobsError for job_bad", err)
+	}
+	if len(jobs) != 1 || jobs[0].ID != "job_8fK2mQ9xZ1aB" {
+		t.Fatalf("jobs = %+v, want the good one", jobs)
+	}
+}

@@ -1,0 +1,239 @@
+package backend
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+)
+
+// Response bodies are read whole before decoding; these bound them.
+const (
+	maxResponseBody = 64 << 20 // a queue batch carries whole scripts
+	maxErrorBody    = 64 << 10
+)
+
+// request is one API call, encoded once and replayed by every attempt.
+type request struct {
+	method string
+	route  string
+	path   string
+	query  url.Values
+	body   []byte // nil for GET
+}
+
+func (c *Client) newRequest(method, route, id string, query url.Values, body any) (*request, error) {
+	r := &request{method: method, route: route, path: jobPath(route, id), query: query}
+	if method == http.MethodGet {
+		return r, nil
+	}
+	// The backend parses a body unconditionally: an empty one is a 500.
+	r.body = []byte("{}")
+	if body != nil {
+		b, err := marshalNoEscape(body)
+		if err != nil {
+			return nil, fmt.Errorf("backend: %s %s: encode body: %w", method, r.path, err)
+		}
+		if string(b) != "null" {
+			r.body = b
+		}
+	}
+	return r, nil
+}
+
+// attempt performs one HTTP exchange bounded by the per-attempt timeout and
+// decodes a 2xx body into out (when out is non-nil).
+func (c *Client) attempt(ctx context.Context, r *request, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	// Once headers are written the backend may act on the request, so a
+	// failure after that point is ambiguous; before it, it is not.
+	var sent atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: func() { sent.Store(true) }})
+
+	target := c.base + r.path
+	if len(r.query) > 0 {
+		target += "?" + r.query.Encode()
+	}
+	var body io.Reader
+	if r.body != nil {
+		body = bytes.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, target, body)
+	if err != nil {
+		return fmt.Errorf("backend: %s %s: %w", r.method, r.path, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token.Reveal())
+	req.Header.Set("X-Orchestrator-ID", c.orchID)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "cronium-orchestrator")
+	if r.body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+
+	start := time.Now()
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.obs.ObserveRequest(r.route, r.method, 0, time.Since(start))
+		return &TransportError{Method: r.method, Path: r.path, Sent: sent.Load(), Err: unwrapURLError(err)}
+	}
+	defer resp.Body.Close()
+
+	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
+	limit := int64(maxErrorBody)
+	if ok {
+		limit = maxResponseBody
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		c.obs.ObserveRequest(r.route, r.method, 0, time.Since(start))
+		return &TransportError{Method: r.method, Path: r.path, Sent: true, Err: fmt.Errorf("read response: %w", err)}
+	}
+	c.obs.ObserveRequest(r.route, r.method, resp.StatusCode, time.Since(start))
+	if !ok {
+		e := newAPIError(r.method, r.route, r.path, resp.StatusCode, data, c.token.Reveal())
+		if resp.StatusCode == http.StatusTooManyRequests {
+			e.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		}
+		return e
+	}
+	if int64(len(data)) > limit {
+		return fmt.Errorf("backend: %s %s: response larger than %d bytes", r.method, r.path, limit)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		// Never quote the body: rows may carry credentials.
+		return fmt.Errorf("backend: %s %s: decode response: %w", r.method, r.path, err)
+	}
+	return nil
+}
+
+// unwrapURLError drops *url.Error's "Post \"http://...\":" prefix: the
+// TransportError names method and path already.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// parseRetryAfter reads delay-seconds or an HTTP date; 0 when absent or
+// unreadable (the normal back-off applies then).
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(v); err == nil && secs > 0 {
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// retry runs op until it succeeds, fails permanently (any 4xx but 429, a
+// local error), ctx ends or RetryMaxElapsed would be exceeded. The error
+// returned is op's last one; when ctx ended the call, ctx's error naming
+// the last failure that ctx did not cause.
+func (c *Client) retry(ctx context.Context, route string, op func(context.Context) error) error {
+	var last, lastAnswer error
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		err := op(ctx)
+		if err == nil {
+			return struct{}{}, nil
+		}
+		last = err
+		if ctx.Err() == nil {
+			lastAnswer = err
+		}
+		if !IsTransient(err) {
+			return struct{}{}, backoff.Permanent(err)
+		}
+		var api *APIError
+		if errors.As(err, &api) && api.retryAfter > 0 {
+			return struct{}{}, &backoff.RetryAfterError{Duration: api.retryAfter}
+		}
+		return struct{}{}, err
+	},
+		backoff.WithBackOff(c.newBackOff()),
+		backoff.WithMaxElapsedTime(c.maxElapsed),
+		backoff.WithNotify(func(error, time.Duration) { c.obs.ObserveRetry(route) }),
+	)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil && lastAnswer != nil:
+		return fmt.Errorf("%w (last failure: %w)", context.Cause(ctx), lastAnswer)
+	case last != nil:
+		return last
+	default:
+		return err
+	}
+}
+
+// call is retry around a single attempt: for calls without side effects
+// that could be doubled.
+func (c *Client) call(ctx context.Context, r *request, out any) error {
+	return c.retry(ctx, r.route, func(ctx context.Context) error { return c.attempt(ctx, r, out) })
+}
+
+// callOnce sends a request whose repetition could do harm (a terminal
+// update, a release) so that it takes effect at most once. After an
+// ambiguous failure (the backend may have applied it) each further attempt
+// first asks through acknowledge whether it did: landed judges the answer
+// (the job's row, or the acknowledge's error) and says whether the call is
+// done; its error ends the call.
+//
+// One window remains that the backend's API cannot close: a first request
+// still being processed while acknowledge runs. The back-off interval before
+// the check makes that unlikely; a per-attempt timeout far above the
+// backend's latency makes it rarer still.
+func (c *Client) callOnce(ctx context.Context, r *request, jobID string, landed func(JobRow, error) (bool, error)) error {
+	ambiguous := false
+	return c.retry(ctx, r.route, func(ctx context.Context) error {
+		if ambiguous {
+			done, err := landed(c.acknowledgeOnce(ctx, jobID))
+			if err != nil || done {
+				return err
+			}
+		}
+		err := c.attempt(ctx, r, nil)
+		if IsAmbiguous(err) {
+			ambiguous = true
+		}
+		return err
+	})
+}
+
+// landedIn returns a landed function for callOnce: the update took effect
+// if the job is in one of statuses, which it cannot reach otherwise.
+func landedIn(statuses ...string) func(JobRow, error) (bool, error) {
+	return func(row JobRow, err error) (bool, error) {
+		return err == nil && slices.Contains(statuses, row.Status), err
+	}
+}
+
+// released is callOnce's landed for a release: a released job has no
+// owner, so acknowledge answers 403. Retrying a release that landed could
+// take the job back from an orchestrator that claimed it since.
+func released(_ JobRow, err error) (bool, error) {
+	if errors.Is(err, ErrNotOwner) {
+		return true, nil
+	}
+	return false, err
+}

@@ -1,0 +1,308 @@
+package embedded
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/cronium/orchestrator/backend"
+)
+
+func (s *Server) routeInternal() {
+	for pattern, h := range map[string]http.HandlerFunc{
+		"GET /api/internal/jobs/queue":               s.handleQueue,
+		"POST /api/internal/jobs/{id}/acknowledge":   s.handleAcknowledge,
+		"PUT /api/internal/jobs/{id}/status":         s.handleStatus,
+		"POST /api/internal/jobs/{id}/complete":      s.handleComplete,
+		"POST /api/internal/jobs/{id}/fail":          s.handleFail,
+		"POST /api/internal/jobs/{id}/release":       s.handleRelease,
+		"GET /api/internal/jobs/orphaned":            s.handleOrphaned,
+		"POST /api/internal/executions/{id}/create":  s.handleExecutionCreate,
+		"PUT /api/internal/executions/{id}/update":   s.handleExecutionUpdate,
+		"GET /api/internal/orchestrator/health":      s.handleHealth,
+		"POST /api/internal/orchestrator/health":     s.handleAccept,
+		"POST /api/internal/orchestrator/heartbeat":  s.handleAccept,
+		"GET /api/internal/servers/{id}/credentials": s.handleCredentials,
+	} {
+		s.mux.HandleFunc(pattern, s.internal(h))
+	}
+}
+
+const (
+	msgJobNotFound  = "Job not found"
+	msgOrchRequired = "Orchestrator ID required"
+)
+
+func (s *Server) handleQueue(w http.ResponseWriter, r *http.Request) {
+	orch := r.Header.Get("X-Orchestrator-ID")
+	if orch == "" {
+		writeError(w, http.StatusBadRequest, msgOrchRequired)
+		return
+	}
+	limit := 10 // the real default
+	if v := r.URL.Query().Get("batchSize"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 { // PostgreSQL refuses LIMIT NaN or < 0
+			writeFailure(w, errors.New("invalid batchSize"), "")
+			return
+		}
+		limit = n
+	}
+	jobs, err := s.store.claim(r.Context(), orch, limit, s.now())
+	if err != nil {
+		writeFailure(w, err, "")
+		return
+	}
+	out := make([]wireJob, 0, len(jobs))
+	for _, j := range jobs {
+		out = append(out, j.wire())
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"jobs": out, "count": len(out)})
+}
+
+func (s *Server) handleAcknowledge(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		OrchestratorID string `json:"orchestratorId"`
+	}
+	if _, err := readBody(r, &body); err != nil {
+		writeFailure(w, err, "")
+		return
+	}
+	if body.OrchestratorID == "" {
+		writeError(w, http.StatusBadRequest, msgOrchRequired)
+		return
+	}
+	j, err := s.store.acknowledge(r.Context(), r.PathValue("id"), body.OrchestratorID, s.now())
+	if errors.Is(err, errNotOwner) {
+		writeError(w, http.StatusForbidden, "Job not claimed by this orchestrator")
+		return
+	}
+	if err != nil {
+		writeFailure(w, err, msgJobNotFound)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "job": j.raw()})
+}
+
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Status  string `json:"status"`
+		Details struct {
+			Message  *string `json:"message"`
+			ExitCode *int    `json:"exitCode"`
+			Error    *string `json:"error"`
+		} `json:"details"`
+	}
+	if _, err := readBody(r, &body); err != nil {
+		writeFailure(w, err, "")
+		return
+	}
+	now := s.now()
+	ev := jobEvent{kind: EventStatus, orchID: r.Header.Get("X-Orchestrator-ID"), detail: body.Status}
+	d := body.Details
+	var (
+		j   jobRecord
+		err error
+	)
+	switch body.Status {
+	case "":
+		writeError(w, http.StatusBadRequest, "Status required")
+		return
+	case "running": // (re)sets startedAt on every call
+		j, err = s.store.updateJob(r.Context(), r.PathValue("id"), now, ev,
+			`status = 'running', started_at = ?`, now.UnixMilli())
+	case "completed":
+		ev.terminal = true
+		j, err = s.store.updateJob(r.Context(), r.PathValue("id"), now, ev,
+			`status = 'completed', completed_at = ?, result = json_object('exitCode', ?)`,
+			now.UnixMilli(), deref(d.ExitCode, 0))
+	case "failed":
+		ev.terminal = true
+		errText := "Unknown error"
+		if d.Error != nil {
+			errText = *d.Error
+		} else if d.Message != nil {
+			errText = *d.Message
+		}
+		j, err = s.store.updateJob(r.Context(), r.PathValue("id"), now, ev,
+			`status = 'failed', completed_at = ?, last_error = ?,
+			result = CASE WHEN ? IS NULL THEN result ELSE json_object('exitCode', ?) END`,
+			now.UnixMilli(), errText, d.ExitCode, d.ExitCode)
+	default:
+		writeError(w, http.StatusBadRequest, "Invalid status transition")
+		return
+	}
+	if err != nil {
+		writeFailure(w, err, msgJobNotFound)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "job": j.raw()})
+}
+
+func (s *Server) handleFail(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Error    string `json:"error"`
+		ExitCode *int   `json:"exitCode"`
+	}
+	if _, err := readBody(r, &body); err != nil {
+		writeFailure(w, err, "")
+		return
+	}
+	if body.Error == "" {
+		writeError(w, http.StatusBadRequest, "Error message required")
+		return
+	}
+	now := s.now()
+	ev := jobEvent{kind: EventFailed, orchID: r.Header.Get("X-Orchestrator-ID"), terminal: true, detail: body.Error}
+	j, err := s.store.updateJob(r.Context(), r.PathValue("id"), now, ev,
+		`status = 'failed', completed_at = ?, last_error = ?,
+		result = CASE WHEN ? IS NULL THEN result ELSE json_object('exitCode', ?) END`,
+		now.UnixMilli(), body.Error, body.ExitCode, body.ExitCode)
+	if err != nil {
+		writeFailure(w, err, msgJobNotFound)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "job": j.raw()})
+}
+
+func (s *Server) handleRelease(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Message *string `json:"message"`
+	}
+	if _, err := readBody(r, &body); err != nil {
+		writeFailure(w, err, "")
+		return
+	}
+	msg := deref(body.Message, "Released back to queue after orchestrator restart")
+	now := s.now()
+	ev := jobEvent{kind: EventReleased, orchID: r.Header.Get("X-Orchestrator-ID"), detail: msg}
+	j, err := s.store.updateJob(r.Context(), r.PathValue("id"), now, ev,
+		`status = 'queued', orchestrator_id = NULL, started_at = NULL, last_error = ?`, msg)
+	if err != nil {
+		writeFailure(w, err, msgJobNotFound)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "job": j.raw()})
+}
+
+func (s *Server) handleOrphaned(w http.ResponseWriter, r *http.Request) {
+	orch := r.URL.Query().Get("orchestratorId")
+	if orch == "" {
+		orch = r.Header.Get("X-Orchestrator-ID")
+	}
+	if orch == "" {
+		writeError(w, http.StatusBadRequest, msgOrchRequired)
+		return
+	}
+	jobs, err := s.store.orphaned(r.Context(), orch)
+	if err != nil {
+		writeFailure(w, err, "")
+		return
+	}
+	rows := make([]rawRow, 0, len(jobs))
+	for _, j := range jobs {
+		rows = append(rows, j.raw())
+	}
+	writeJSON(w, http.StatusOK, rows)
+}
+
+func (s *Server) handleExecutionCreate(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		JobID      string             `json:"jobId"`
+		ServerID   backend.FlexString `json:"serverId"`
+		ServerName string             `json:"serverName"`
+	}
+	if _, err := readBody(r, &body); err != nil {
+		writeFailure(w, err, "")
+		return
+	}
+	if body.JobID == "" {
+		writeError(w, http.StatusBadRequest, "Job ID required")
+		return
+	}
+	id := r.PathValue("id")
+	err := s.store.createExecution(r.Context(), id, body.JobID, string(body.ServerID), body.ServerName,
+		r.Header.Get("X-Orchestrator-ID"), s.now())
+	if err != nil {
+		writeFailure(w, err, "")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "execution": map[string]string{"id": id, "jobId": body.JobID}})
+}
+
+// timingKeys are the execution update's phase fields, kept as sent.
+var timingKeys = []string{"setupStartedAt", "setupCompletedAt", "executionStartedAt", "executionCompletedAt",
+	"cleanupStartedAt", "cleanupCompletedAt", "setupDuration", "executionDuration", "cleanupDuration", "totalDuration"}
+
+func (s *Server) handleExecutionUpdate(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Status      *string         `json:"status"`
+		StartedAt   *time.Time      `json:"startedAt"`
+		CompletedAt *time.Time      `json:"completedAt"`
+		ExitCode    *int            `json:"exitCode"`
+		Output      *string         `json:"output"`
+		Error       *string         `json:"error"`
+		Metadata    json.RawMessage `json:"metadata"`
+	}
+	raw, err := readBody(r, &body)
+	if err != nil {
+		writeFailure(w, err, "")
+		return
+	}
+	u := execUpdate{Status: body.Status, StartedAt: body.StartedAt, CompletedAt: body.CompletedAt,
+		ExitCode: body.ExitCode, Output: body.Output, Error: body.Error, Timings: map[string]json.RawMessage{}}
+	if string(body.Metadata) != "null" {
+		u.Metadata = body.Metadata
+	}
+	for _, k := range timingKeys {
+		if v, ok := raw[k]; ok && string(v) != "null" {
+			u.Timings[k] = v
+		}
+	}
+	e, err := s.store.updateExecution(r.Context(), r.PathValue("id"), u, r.Header.Get("X-Orchestrator-ID"), s.now())
+	if err != nil {
+		writeFailure(w, err, "Execution not found")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "execution": e.view()})
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	if err := s.store.db.PingContext(r.Context()); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unhealthy"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "healthy", "timestamp": s.now().UTC().Format(time.RFC3339Nano)})
+}
+
+// handleAccept takes a heartbeat or health report and ignores it, as the
+// real backend does today; only the body must parse.
+func (s *Server) handleAccept(w http.ResponseWriter, r *http.Request) {
+	if _, err := readBody(r, nil); err != nil {
+		writeFailure(w, err, "")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"success": true})
+}
+
+func (s *Server) handleCredentials(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("X-Orchestrator-ID") == "" {
+		writeError(w, http.StatusBadRequest, msgOrchRequired)
+		return
+	}
+	sv, err := s.store.server(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeFailure(w, err, "Server not found")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"server": sv.details()})
+}
+
+func deref[T any](p *T, def T) T {
+	if p == nil {
+		return def
+	}
+	return *p
+}
