@@ -2,6 +2,10 @@ package daemon
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +16,7 @@ import (
 	"github.com/cronium/orchestrator/embedded"
 	"github.com/cronium/orchestrator/executors"
 	"github.com/cronium/orchestrator/executors/fake"
+	"github.com/cronium/orchestrator/executors/httpreq"
 	"github.com/cronium/orchestrator/jobspec"
 	"github.com/cronium/orchestrator/messages"
 )
@@ -258,4 +263,42 @@ func TestManyJobsEachEndOnce(t *testing.T) {
 	}
 	wg.Wait()
 	s.assertEachOneTerminalUpdate(t, ids)
+}
+
+// A bug in an executor (a panic outside any actor) fails that job only.
+func TestExecutorPanicFailsOnlyItsJob(t *testing.T) {
+	s, _ := fakeStack(t)
+	v := s.wait(s.submit(bashJob("x", map[string]string{"FAKE_PANIC": "assignment to entry in nil map"})), 10*time.Second)
+	s.assertOneTerminalUpdate(t, v)
+	if v.Status != "failed" || !strings.Contains(v.Output.Stderr, "executor panicked: assignment to entry in nil map") {
+		t.Fatalf("%s %q", v.Status, v.Output.Stderr)
+	}
+	next := s.wait(s.submit(bashJob("x", map[string]string{"FAKE_LINES": "1"})), 10*time.Second)
+	if next.Status != "completed" {
+		t.Fatalf("the daemon did not carry on: %s", next.Status)
+	}
+}
+
+func TestHTTPRequestJobs(t *testing.T) {
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/missing" {
+			http.Error(w, "no such thing", http.StatusNotFound)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %s %s", r.Method, r.Header.Get("X-Token"), body)
+	}))
+	defer target.Close()
+	s := startStack(t, map[jobspec.Kind]executors.Executor{jobspec.KindHTTP: httpreq.New(nil)})
+	ok := s.wait(s.submit(embedded.SubmitRequest{HTTP: &backend.HTTPRequest{Method: "POST", URL: target.URL + "/hook",
+		Headers: backend.FlexStringMap{"X-Token": "t1"}, Body: "payload"}}), 10*time.Second)
+	s.assertOneTerminalUpdate(t, ok)
+	if ok.Status != "completed" || ok.Output.Stdout != "POST t1 payload" {
+		t.Fatalf("%s %q", ok.Status, ok.Output.Stdout)
+	}
+	bad := s.wait(s.submit(embedded.SubmitRequest{HTTP: &backend.HTTPRequest{Method: "GET", URL: target.URL + "/missing"}}), 10*time.Second)
+	s.assertOneTerminalUpdate(t, bad)
+	if bad.Status != "failed" || !strings.Contains(bad.Output.Stderr, "HTTP 404 Not Found") {
+		t.Fatalf("%s %q", bad.Status, bad.Output.Stderr)
+	}
 }

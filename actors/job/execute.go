@@ -88,7 +88,11 @@ func (a *Actor) startAttemptLocked(exec executors.Executor) {
 	a.log.Info("executing", "attempt", n, "spec", spec)
 	go func() {
 		defer close(att.done)
-		res, err := exec.Run(ctx, spec, out)
+		var res executors.Result
+		err := kit.Safely("executor", func() (err error) {
+			res, err = exec.Run(ctx, spec, out)
+			return err
+		})
 		cancel(nil)
 		r.mu.Lock()
 		switch {

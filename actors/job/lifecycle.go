@@ -82,7 +82,7 @@ func (a *Actor) step(name string, fn func(ctx context.Context) error, onOK func(
 	engine, self := a.engine, a.self
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
-		err := fn(ctx)
+		err := kit.Safely(name, func() error { return fn(ctx) })
 		cancel()
 		r.mu.Lock()
 		r.stepBusy = false

@@ -123,3 +123,15 @@ func PanicReason(v any) string {
 	}
 	return fmt.Sprint(v)
 }
+
+// Safely runs f and turns a panic into an error, for the goroutines actors
+// start (executor runs, backend calls): a panic there is outside any
+// actor's recovery and would end the whole process.
+func Safely(what string, f func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("%s panicked: %s", what, PanicReason(v))
+		}
+	}()
+	return f()
+}

@@ -182,7 +182,8 @@ func (a *Actor) shipLocked(final bool) {
 			if final {
 				u = finalUpdate(snap, fin, i)
 			}
-			if e := deps.Updater.UpdateExecution(ctx, id, u); e != nil && err == nil {
+			e := kit.Safely("execution update", func() error { return deps.Updater.UpdateExecution(ctx, id, u) })
+			if e != nil && err == nil {
 				err = e
 			}
 		}

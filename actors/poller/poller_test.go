@@ -137,9 +137,9 @@ func TestFailuresBackOffExponentiallyUpToTheMax(t *testing.T) {
 	// Waits of 2s, 4s, 8s, then capped at 8s.
 	for i, wait := range []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second, 8 * time.Second} {
 		h.clock.Advance(wait - time.Millisecond)
-		h.expectPolls(ones(i+1)...) // not yet
+		h.expectPolls(ones(i + 1)...) // not yet
 		h.clock.Advance(time.Millisecond)
-		h.expectPolls(ones(i+2)...)
+		h.expectPolls(ones(i + 2)...)
 	}
 }
 

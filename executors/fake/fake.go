@@ -10,6 +10,7 @@
 //	FAKE_DROP_AFTER=N     the first Run returns a retryable error once N
 //	                      lines were delivered (the "process" keeps going)
 //	FAKE_UNREACHABLE=text every Run fails with a retryable error
+//	FAKE_PANIC=text       Run panics (a bug in an executor)
 //
 // Like a container, an execution lives on its own: it keeps running when
 // Run detaches, and a later Run with Resume attaches to it again.
@@ -90,6 +91,9 @@ func (f *Executor) Runs() int {
 
 // Run implements executors.Executor.
 func (f *Executor) Run(ctx context.Context, spec executors.Spec, out executors.Output) (executors.Result, error) {
+	if msg := spec.Env["FAKE_PANIC"]; msg != "" {
+		panic(msg)
+	}
 	if msg := spec.Env["FAKE_ERROR"]; msg != "" {
 		return executors.Result{}, errors.New(msg)
 	}

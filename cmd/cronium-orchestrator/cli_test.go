@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cronium/orchestrator/internal/testenv"
+)
+
+// The CLI as users meet it: the real binary, the embedded backend over
+// HTTP, real Docker.
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "cronium-cli-test")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "cronium-orchestrator")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		panic("go build: " + err.Error() + "\n" + string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func cli(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return o.String(), e.String(), code
+}
+
+func TestStandaloneSubmitFollowAndShutdown(t *testing.T) {
+	testenv.Docker(t)
+	data := t.TempDir()
+	sa := exec.Command(binary, "standalone", "--listen", "127.0.0.1:0", "--data", data,
+		"--http-listen", "", "--admin-listen", "", "--jobs-poll-interval", "100ms",
+		"--docker-pull-policy", "never", "--docker-network-mode", "none")
+	stdout, err := sa.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	sa.Stderr = &logs
+	if err := sa.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer sa.Process.Kill()
+	server := readServerURL(t, stdout)
+
+	script := filepath.Join(t.TempDir(), "job.sh")
+	os.WriteFile(script, []byte("echo \"hello from $(id -u)\"\necho oops >&2\nexit 3\n"), 0o644)
+	out, errOut, code := cli(t, nil, "submit", "--server", server, "--follow", script)
+	if code != 3 || out != "hello from 65534\n" || !strings.Contains(errOut, "oops") {
+		t.Fatalf("exit %d stdout %q stderr %q\nlogs:\n%s", code, out, errOut, logs.String())
+	}
+	// Flags after the file work too; a timeout exits 124.
+	os.WriteFile(script, []byte("sleep 30\n"), 0o644)
+	if _, errOut, code := cli(t, nil, "submit", "--server", server, script, "--timeout", "1s", "--follow"); code != 124 {
+		t.Fatalf("timeout: exit %d, stderr %q", code, errOut)
+	}
+	// Without --follow: the job id, exit 0.
+	if out, _, code := cli(t, nil, "submit", "--server", server, script); code != 0 || !strings.HasPrefix(out, "job_") {
+		t.Fatalf("submit: exit %d, %q", code, out)
+	}
+
+	if err := sa.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- sa.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("standalone exited with %v after SIGTERM\nlogs:\n%s", err, logs.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("standalone did not exit after SIGTERM")
+	}
+}
+
+func readServerURL(t *testing.T, r interface{ Read([]byte) (int, error) }) string {
+	t.Helper()
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(r)
+		re := regexp.MustCompile(`embedded backend\s+(http://\S+)`)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m[1]
+			}
+		}
+	}()
+	select {
+	case u := <-found:
+		return u
+	case <-time.After(30 * time.Second):
+		t.Fatal("standalone printed no backend address")
+		return ""
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	state := "CRONIUM_ORCHESTRATOR_STATE_DIR=" + t.TempDir()
+	tests := []struct {
+		name     string
+		env      []string
+		args     []string
+		code     int
+		stdout   []string
+		stderrRe string
+	}{
+		{name: "validate ok", env: []string{state, "CRONIUM_API_TOKEN=t"}, args: []string{"validate"},
+			code: 0, stdout: []string{"configuration is valid"}},
+		{name: "validate lists every problem", env: []string{state, "CRONIUM_JOBS_MAX_CONCURRENT=0"},
+			args: []string{"validate", "--api-url", "localhost"}, code: 1,
+			stdout: []string{"invalid: api.url", "invalid: api.token", "invalid: jobs.max_concurrent"}},
+		{name: "validate names the source of unreadable values", env: []string{state, "CRONIUM_JOBS_STOP_GRACE=soon"},
+			args: []string{"validate"}, code: 1, stdout: []string{"jobs.stop_grace (env CRONIUM_JOBS_STOP_GRACE)"}},
+		{name: "run: one readable line, exit 2", env: []string{state}, args: []string{"run"}, code: 2,
+			stderrRe: `^cronium-orchestrator run: invalid configuration: api.token: required[^\n]*\n$`},
+		{name: "unknown command", args: []string{"fly"}, code: 2, stderrRe: `unknown command "fly"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errOut, code := cli(t, append([]string{"CRONIUM_API_TOKEN=", "INTERNAL_API_KEY="}, tt.env...), tt.args...)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d\nstdout %q\nstderr %q", code, tt.code, out, errOut)
+			}
+			for _, w := range tt.stdout {
+				if !strings.Contains(out, w) {
+					t.Errorf("stdout lacks %q:\n%s", w, out)
+				}
+			}
+			if tt.stderrRe != "" && !regexp.MustCompile(tt.stderrRe).MatchString(errOut) {
+				t.Errorf("stderr %q does not match %s", errOut, tt.stderrRe)
+			}
+		})
+	}
+}
