@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cronium/orchestrator/actors/job"
 	"github.com/cronium/orchestrator/actors/kit"
@@ -24,6 +26,7 @@ import (
 	"github.com/cronium/orchestrator/executors"
 	"github.com/cronium/orchestrator/jobspec"
 	"github.com/cronium/orchestrator/messages"
+	"github.com/cronium/orchestrator/metrics"
 	"github.com/cronium/orchestrator/state"
 )
 
@@ -36,6 +39,9 @@ type Options struct {
 	Executors map[jobspec.Kind]executors.Executor
 	// Clock replaces the wall clock (tests).
 	Clock kit.Clock
+	// Registry receives the daemon's metrics; nil: a new registry with
+	// the Go runtime and process collectors. /metrics serves it.
+	Registry *prometheus.Registry
 }
 
 // Daemon is one orchestrator process's worth of machinery.
@@ -50,6 +56,13 @@ type Daemon struct {
 	engine     *actor.Engine
 	supervisor *actor.PID
 	servers    []*http.Server
+
+	registry  *prometheus.Registry
+	metrics   *metrics.Metrics
+	version   string
+	httpAddr  string // where the listeners really are (":0" picks a port)
+	adminAddr string
+	draining  atomic.Bool
 }
 
 // New builds the daemon. It reads the state directory (for the stable
@@ -75,14 +88,21 @@ func New(cfg config.Config, opts Options) (*Daemon, error) {
 			"id", id, "previous", previous)
 	}
 	log = log.With("orchestrator_id", id)
+	reg := opts.Registry
+	if reg == nil {
+		reg = metrics.NewRegistry()
+	}
+	m := metrics.New(reg)
+	m.WatchMailboxes(kit.MailboxDepths)
 	client, err := backend.New(backend.Options{
 		BaseURL: cfg.API.URL, Token: cfg.API.Token, OrchestratorID: id,
 		RequestTimeout: cfg.API.RequestTimeout, RetryMaxElapsed: cfg.API.RetryMaxElapsed,
+		Observer: m,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("backend client: %w", err)
 	}
-	execs, err := newExecutorSet(cfg, id, log, opts.Executors)
+	execs, err := newExecutorSet(cfg, id, log, opts.Executors, m)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +110,8 @@ func New(cfg config.Config, opts Options) (*Daemon, error) {
 	if clock == nil {
 		clock = kit.RealClock{}
 	}
-	return &Daemon{cfg: cfg, id: id, log: log, client: client, executors: execs, clock: clock}, nil
+	return &Daemon{cfg: cfg, id: id, log: log, client: client, executors: execs, clock: clock,
+		registry: reg, metrics: m, version: opts.Version}, nil
 }
 
 // ID is the orchestrator id in use.
@@ -106,14 +127,22 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return d.Shutdown()
 }
 
-// Start spawns the actor system and returns; jobs start flowing.
+// Start spawns the actor system and the HTTP listeners and returns; jobs
+// start flowing. A listener that cannot bind fails Start before any job is
+// claimed.
 func (d *Daemon) Start(ctx context.Context) error {
+	lns, err := d.bindListeners()
+	if err != nil {
+		return err
+	}
 	engine, err := actor.NewEngine(actor.NewEngineConfig())
 	if err != nil {
+		lns.close()
 		return fmt.Errorf("actor engine: %w", err)
 	}
 	d.engine = engine
 	d.supervisor = supervisor.Spawn(engine, d.supervisorDeps())
+	d.serve(lns)
 	d.log.Info("orchestrator started", "backend", d.cfg.API.URL, "capacity", d.cfg.Jobs.MaxConcurrent,
 		"executors", d.executors.names())
 	if err := d.executors.ping(ctx); err != nil {
@@ -127,6 +156,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 // job was reported and the actors stopped.
 func (d *Daemon) Shutdown() error {
 	grace := d.cfg.Jobs.ShutdownGrace
+	d.draining.Store(true) // /readyz says so from now on
 	d.log.Info("shutting down", "grace", grace)
 	done := make(chan struct{})
 	d.engine.Send(d.supervisor, messages.Drain{Grace: grace, Done: done})
@@ -158,6 +188,7 @@ func (d *Daemon) supervisorDeps() supervisor.Deps {
 		Executors: d.executors.byKind,
 		Clock:     d.clock,
 		Logger:    d.log,
+		Observer:  d.metrics,
 		Settings: supervisor.Settings{
 			OrchestratorID: d.id,
 			Capacity:       c.Jobs.MaxConcurrent,

@@ -90,7 +90,7 @@ func TestDockerJobsEndToEnd(t *testing.T) {
 		{name: "oom named", req: script("BASH", `x=a; while :; do x=$x$x; done`, func(r *embedded.SubmitRequest) {
 			r.Resources = &backend.Resources{MemoryLimit: 32 << 20}
 		}), status: "failed", exitCode: 137, stderr: "out of memory", contains: true},
-		{name: "timeout", req: script("BASH", "echo started; sleep 30", func(r *embedded.SubmitRequest) { r.Timeout = "2s" }),
+		{name: "timeout", req: script("BASH", "echo started; sleep 30", func(r *embedded.SubmitRequest) { r.Timeout = "4s" }),
 			status: "failed", exitCode: -1, stdout: "started\n", stderr: "timed out", contains: true},
 	}
 	ids := map[string]string{}

@@ -20,7 +20,8 @@ type executorSet struct {
 	docker *docker.Executor
 }
 
-func newExecutorSet(cfg config.Config, id string, log *slog.Logger, override map[jobspec.Kind]executors.Executor) (*executorSet, error) {
+func newExecutorSet(cfg config.Config, id string, log *slog.Logger, override map[jobspec.Kind]executors.Executor,
+	obs docker.Observer) (*executorSet, error) {
 	if override != nil {
 		return &executorSet{byKind: override}, nil
 	}
@@ -49,6 +50,7 @@ func newExecutorSet(cfg config.Config, id string, log *slog.Logger, override map
 			APITimeout:    d.APITimeout,
 			PullTimeout:   d.PullTimeout,
 			Logger:        log.With("executor", "docker"),
+			Observer:      obs,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("docker executor: %w", err)

@@ -34,7 +34,9 @@ type Executor interface {
 	Run(ctx context.Context, spec Spec, out Output) (Result, error)
 	// Abandon stops and removes whatever is left of an execution that will
 	// not be resumed. It is idempotent: an execution that is already gone
-	// is not an error.
+	// is not an error. With an empty spec.ExecutionID it abandons every
+	// execution of spec.JobID that this orchestrator started (recovering
+	// the jobs of an earlier process, whose execution ids are unknown).
 	Abandon(ctx context.Context, spec Spec) error
 }
 

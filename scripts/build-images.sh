@@ -75,7 +75,7 @@ build_debian() {
 	trap 'rm -rf "$root"' RETURN
 	log "debootstrap $SUITE (python3, nodejs, openssh-server; about a minute)"
 	debootstrap --variant=minbase \
-		--include=python3-minimal,nodejs,openssh-server,procps,ca-certificates \
+		--include=python3,nodejs,openssh-server,procps,ca-certificates \
 		"$SUITE" "$root" "$MIRROR" >"$root.log" 2>&1 || { tail -20 "$root.log" >&2; return 1; }
 	rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/usr/share/doc "$root"/usr/share/man
 	rm -f "$root"/etc/ssh/ssh_host_* # every test generates its own host key

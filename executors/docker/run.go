@@ -1,0 +1,138 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cronium/orchestrator/executors"
+)
+
+// execution is one Run call.
+type execution struct {
+	e    *Executor
+	spec executors.Spec
+	plan *plan
+	out  executors.Output
+	log  *slog.Logger
+
+	id          string // the container's id, once known
+	timings     executors.Timings
+	cancelCause error // why ctx was cancelled, when that stopped the script
+}
+
+// session is a started container Run follows until it exits.
+type session struct {
+	output  *stream
+	wait    *waiter
+	started time.Time // when the script started; the timeout counts from here
+	exited  bool      // it had already exited when this Run found it
+	replay  *replay   // set when the output comes from the log, not attach
+}
+
+// close stops following the container, without touching the container.
+func (s *session) close(grace time.Duration) {
+	s.output.close(grace)
+	s.wait.stop()
+}
+
+// errCancelledEarly is a cancellation before the script started; Run turns
+// it into a Cancelled result.
+var errCancelledEarly = errors.New("cancelled before the script started")
+
+func (x *execution) run(ctx context.Context) (executors.Result, error) {
+	x.timings.SetupStarted = time.Now()
+	x.log.Debug("run", "spec", x.spec)
+	var res executors.Result
+	s, err := x.setup(ctx)
+	switch {
+	case err == nil:
+		res, err = x.supervise(ctx, s)
+	case errors.Is(err, errCancelledEarly):
+		res, err = executors.Result{Cancelled: true, Reason: "cancelled before the script started"}, nil
+	}
+	if keepContainer(err) {
+		x.log.Info("leaving the container for a later run", "container_id", shortID(x.id), "reason", err)
+	} else if x.id != "" {
+		x.cleanup(ctx)
+	}
+	res.Timings = x.timings
+	if err != nil {
+		return res, fmt.Errorf("docker executor: %w", err)
+	}
+	return res, nil
+}
+
+// setup creates and starts the container, or finds the one an earlier Run
+// started. A create that finds the name taken adopts that container: the
+// contract says an existing execution is resumed, never started twice.
+func (x *execution) setup(ctx context.Context) (*session, error) {
+	adopt := x.spec.Resume.Resuming
+	for range 2 {
+		if adopt {
+			s, err := x.adopt(ctx)
+			if s != nil || err != nil {
+				return s, x.setupFailed(ctx, err)
+			}
+		}
+		err := x.createContainer(ctx)
+		if errors.Is(err, errNameInUse) {
+			adopt = true
+			continue
+		}
+		if err != nil {
+			return nil, x.setupFailed(ctx, err)
+		}
+		s, err := x.start(ctx)
+		return s, x.setupFailed(ctx, err)
+	}
+	return nil, fmt.Errorf("container %s: name still in use after removing the container", x.plan.name)
+}
+
+// setupFailed classifies a setup error: the caller's cancellation first
+// (detach or cancel), then transport failures (retryable).
+func (x *execution) setupFailed(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		cause := context.Cause(ctx)
+		if errors.Is(cause, executors.ErrDetached) {
+			return fmt.Errorf("during setup: %w", cause)
+		}
+		x.cancelCause = cause
+		return errCancelledEarly
+	}
+	return setupError(err)
+}
+
+// supervise waits for the container to exit, stopping it on timeout or
+// cancellation, and reads how it ended.
+func (x *execution) supervise(ctx context.Context, s *session) (executors.Result, error) {
+	defer s.close(x.e.opts.APITimeout)
+	stop, err := x.waitExit(ctx, s)
+	if err != nil {
+		return executors.Result{}, err
+	}
+	if err := s.output.drain(x.e.opts.APITimeout); err != nil {
+		return executors.Result{}, runError(x.id, fmt.Errorf("read container output: %w", err))
+	}
+	if s.replay != nil {
+		if err := x.finishReplay(ctx, s); err != nil {
+			return executors.Result{}, runError(x.id, err)
+		}
+	}
+	info, found, err := x.e.inspect(context.WithoutCancel(ctx), x.id)
+	switch {
+	case err != nil:
+		return executors.Result{}, runError(x.id, err)
+	case !found || info.State == nil:
+		return executors.Result{}, fmt.Errorf("%w: container %s was removed before its exit status was read",
+			executors.ErrNotResumable, shortID(x.id))
+	}
+	res := x.result(info, stop)
+	x.log.Info("container exited", "container_id", shortID(x.id), "result", res.Describe(), "exit_code", res.ExitCode)
+	return res, nil
+}

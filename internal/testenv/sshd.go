@@ -1,0 +1,271 @@
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// SSHDImage is the image with Debian's OpenSSH server, procps, python3 and
+// nodejs (scripts/build-images.sh debian). It holds no host keys.
+const SSHDImage = "cronium/test-sshd:local"
+
+// ErrUnavailable wraps a missing test dependency (docker, the image).
+var ErrUnavailable = errors.New("test dependency unavailable")
+
+// SSHDUser is the account the test server creates.
+const SSHDUser = "cronium"
+
+// SSHD is a real OpenSSH server in a container on the host network,
+// listening on 127.0.0.1:Port with a host key generated at start. The
+// container's init is PID 1 (not sshd), so sshd can be killed, stopped
+// and restarted while jobs it launched keep running.
+type SSHD struct {
+	Host, Addr string
+	Port       int
+	User       string
+	Password   string
+	// Key is an unencrypted OpenSSH-format ed25519 key, PEMKey a PKCS#1
+	// PEM RSA key, EncryptedKey an OpenSSH-format ed25519 key encrypted
+	// with Passphrase; all are authorized for User.
+	Key, PEMKey, EncryptedKey, Passphrase string
+	HostKey                               ssh.PublicKey
+
+	container string
+	sshdArgs  []string
+}
+
+// StartSSHD starts a server on port (0 picks a free one) and removes it
+// when the test ends. It skips the test, or fails it in CI, when docker or
+// the image is missing.
+func StartSSHD(t testing.TB, port int) *SSHD {
+	t.Helper()
+	s, err := NewSSHD(port)
+	if errors.Is(err, ErrUnavailable) {
+		Unavailable(t, "%v", err)
+		return nil
+	}
+	if err != nil {
+		t.Fatalf("start sshd: %v", err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// NewSSHD is StartSSHD for servers shared by several tests (TestMain):
+// the caller closes it.
+func NewSSHD(port int) (*SSHD, error) {
+	if _, err := exec.LookPath("docker"); err != nil {
+		return nil, fmt.Errorf("%w: docker CLI: %v", ErrUnavailable, err)
+	}
+	if out, err := docker("image", "inspect", "--format", "{{.Id}}", SSHDImage); err != nil {
+		return nil, fmt.Errorf("%w: image %s (scripts/build-images.sh debian): %v %s", ErrUnavailable, SSHDImage, err, out)
+	}
+	if port == 0 {
+		p, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		port = p
+	}
+	s := &SSHD{Host: "127.0.0.1", Port: port, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		User: SSHDUser, Password: "pw-" + randHex(8), Passphrase: "pp-" + randHex(8)}
+	id, err := docker("run", "-d", "--rm", "--init", "--network", "host", "--label", "cronium-test=sshd",
+		SSHDImage, "sleep", "infinity")
+	if err != nil {
+		return nil, fmt.Errorf("docker run: %v: %s", err, id)
+	}
+	s.container = strings.TrimSpace(id)
+	if err := s.provision(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.Start(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// provision makes the host key, the user and its authorized keys.
+func (s *SSHD) provision() error {
+	pubs, err := s.makeClientKeys()
+	if err != nil {
+		return err
+	}
+	script := `set -e
+ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key
+useradd -m -s /bin/bash ` + s.User + `
+echo '` + s.User + `:` + s.Password + `' | chpasswd
+h=/home/` + s.User + `/.ssh
+mkdir -p $h && cat >$h/authorized_keys && chown -R ` + s.User + ` $h && chmod 700 $h && chmod 600 $h/authorized_keys
+cat /etc/ssh/ssh_host_ed25519_key.pub`
+	out, err := s.execIn(pubs, script)
+	if err != nil {
+		return fmt.Errorf("provision sshd container: %v: %s", err, out)
+	}
+	s.HostKey, _, _, _, err = ssh.ParseAuthorizedKey([]byte(out))
+	if err != nil {
+		return fmt.Errorf("parse host key %q: %v", out, err)
+	}
+	s.sshdArgs = []string{"/usr/sbin/sshd", "-D", "-e",
+		"-o", "ListenAddress=" + s.Addr, "-o", "HostKey=/etc/ssh/ssh_host_ed25519_key",
+		"-o", "UsePAM=no", "-o", "PasswordAuthentication=yes", "-o", "LogLevel=ERROR", "-o", "MaxStartups=100"}
+	return nil
+}
+
+// makeClientKeys fills Key, EncryptedKey and PEMKey and returns their
+// authorized_keys lines.
+func (s *SSHD) makeClientKeys() ([]byte, error) {
+	var auth bytes.Buffer
+	for _, encrypted := range []bool{false, true} {
+		pub, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		var block *pem.Block
+		if encrypted {
+			block, err = ssh.MarshalPrivateKeyWithPassphrase(priv, "", []byte(s.Passphrase))
+			s.EncryptedKey = string(pem.EncodeToMemory(block))
+		} else {
+			block, err = ssh.MarshalPrivateKey(priv, "")
+			s.Key = string(pem.EncodeToMemory(block))
+		}
+		if err != nil {
+			return nil, err
+		}
+		sp, _ := ssh.NewPublicKey(pub)
+		auth.Write(ssh.MarshalAuthorizedKey(sp))
+	}
+	rk, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	s.PEMKey = string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(rk)}))
+	sp, _ := ssh.NewPublicKey(&rk.PublicKey)
+	auth.Write(ssh.MarshalAuthorizedKey(sp))
+	return auth.Bytes(), nil
+}
+
+// Start starts the sshd listener (again) and waits until it answers.
+func (s *SSHD) Start() error {
+	args := append([]string{"exec", "-d", s.container}, s.sshdArgs...)
+	if out, err := docker(args...); err != nil {
+		return fmt.Errorf("start sshd: %v: %s", err, out)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if banner(s.Addr) {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("sshd on %s did not answer within 10s", s.Addr)
+}
+
+func banner(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	b := make([]byte, 8)
+	n, _ := c.Read(b)
+	return strings.HasPrefix(string(b[:n]), "SSH-")
+}
+
+// KillSSHD kills every sshd process, the listener and each connection's:
+// connections drop at once, processes they started keep running.
+func (s *SSHD) KillSSHD() error {
+	return s.signalSSHD("KILL", false)
+}
+
+// StopConnections freezes (SIGSTOP) the sshd processes serving
+// connections; the listener keeps accepting. ContinueConnections undoes it.
+func (s *SSHD) StopConnections() error     { return s.signalSSHD("STOP", true) }
+func (s *SSHD) ContinueConnections() error { return s.signalSSHD("CONT", true) }
+
+func (s *SSHD) signalSSHD(sig string, connectionsOnly bool) error {
+	script := `l=$(pgrep -f '^sshd: .*\[listener\]' || true)
+for p in $(pgrep -x sshd); do
+	[ "$p" = "$l" ] && [ "$1" = yes ] && continue
+	kill -s "$0" "$p" 2>/dev/null || true
+done`
+	only := "no"
+	if connectionsOnly {
+		only = "yes"
+	}
+	out, err := docker("exec", s.container, "sh", "-c", script, sig, only)
+	if err != nil {
+		return fmt.Errorf("signal sshd %s: %v: %s", sig, err, out)
+	}
+	return nil
+}
+
+// Exec runs a shell script as root in the server's container and returns
+// its combined output.
+func (s *SSHD) Exec(script string) (string, error) {
+	return s.execIn(nil, script)
+}
+
+func (s *SSHD) execIn(stdin []byte, script string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "docker", "exec", "-i", s.container, "sh", "-c", script)
+	cmd.Stdin = bytes.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// KnownHostsLine is the server's known_hosts entry.
+func (s *SSHD) KnownHostsLine() string {
+	return knownhosts.Line([]string{s.Addr}, s.HostKey)
+}
+
+// Close removes the container.
+func (s *SSHD) Close() {
+	if s.container != "" {
+		_, _ = docker("rm", "-f", s.container)
+		s.container = ""
+	}
+}
+
+// FreePort returns a loopback TCP port nothing listens on right now.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func docker(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "docker", args...).CombinedOutput()
+	return string(out), err
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
