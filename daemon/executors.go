@@ -11,6 +11,7 @@ import (
 	"github.com/cronium/orchestrator/executors"
 	"github.com/cronium/orchestrator/executors/docker"
 	"github.com/cronium/orchestrator/executors/httpreq"
+	"github.com/cronium/orchestrator/executors/ssh"
 	"github.com/cronium/orchestrator/jobspec"
 )
 
@@ -18,6 +19,7 @@ import (
 type executorSet struct {
 	byKind map[jobspec.Kind]executors.Executor
 	docker *docker.Executor
+	ssh    *ssh.Executor
 }
 
 func newExecutorSet(cfg config.Config, id string, log *slog.Logger, override map[jobspec.Kind]executors.Executor,
@@ -58,6 +60,14 @@ func newExecutorSet(cfg config.Config, id string, log *slog.Logger, override map
 		set.docker = ex
 		set.byKind[jobspec.KindContainer] = ex
 	}
+	sshOpts := ssh.OptionsFromConfig(cfg)
+	sshOpts.Logger = log.With("executor", "ssh")
+	sx, err := ssh.New(sshOpts)
+	if err != nil {
+		return nil, fmt.Errorf("ssh executor: %w", err)
+	}
+	set.ssh = sx
+	set.byKind[jobspec.KindSSH] = sx
 	return set, nil
 }
 
@@ -83,5 +93,8 @@ func (s *executorSet) ping(ctx context.Context) error {
 func (s *executorSet) close() {
 	if s.docker != nil {
 		_ = s.docker.Close()
+	}
+	if s.ssh != nil {
+		_ = s.ssh.Close() // after the drain: running remote jobs were stopped or reported
 	}
 }

@@ -45,7 +45,14 @@ type ServerResult struct {
 	Result      Result
 	// Err is set when the server could not run its part at all.
 	Err error
+	// Stdout and Stderr are the server's own output, without the
+	// "[name] " prefixes of the job's combined output: its last
+	// ServerOutputMax bytes each, for the server's execution record.
+	Stdout, Stderr string
 }
+
+// ServerOutputMax bounds ServerResult.Stdout and ServerResult.Stderr.
+const ServerOutputMax = 64 << 10
 
 // Timings are the phases of one execution. Zero times were not reached.
 type Timings struct {

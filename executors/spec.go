@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -198,7 +200,7 @@ func (s Server) Address() string {
 	if port == 0 {
 		port = 22
 	}
-	return fmt.Sprintf("%s:%d", s.Host, port)
+	return net.JoinHostPort(s.Host, strconv.Itoa(port)) // [v6]:port
 }
 
 // Label names the server in output prefixes and messages.

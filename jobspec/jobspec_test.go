@@ -146,3 +146,18 @@ func TestExecutionIDFitsTheBackend(t *testing.T) {
 		t.Fatalf("%d chars", len(id))
 	}
 }
+
+func TestServerAddress(t *testing.T) {
+	for _, tt := range []struct {
+		srv  executors.Server
+		want string
+	}{
+		{executors.Server{Host: "10.0.0.21"}, "10.0.0.21:22"},
+		{executors.Server{Host: "web-01", Port: 2222}, "web-01:2222"},
+		{executors.Server{Host: "fe80::1", Port: 22}, "[fe80::1]:22"},
+	} {
+		if got := tt.srv.Address(); got != tt.want {
+			t.Errorf("Address() = %q, want %q", got, tt.want)
+		}
+	}
+}

@@ -23,15 +23,23 @@ func snapshotUpdate(s output.Snapshot) backend.ExecutionUpdate {
 // finalUpdate is the last, still non-terminal, execution update of server
 // i: exit code, output, error text and phase timings. The job's one
 // terminal update follows through /complete.
+//
+// A server of a multi-server job gets its own exit code and output (the
+// job's combined output interleaves every server's, prefixed).
 func finalUpdate(s output.Snapshot, f messages.FinalizeOutput, i int) backend.ExecutionUpdate {
-	exit := f.ExitCode
-	if i < len(f.Result.Servers) {
-		if sr := f.Result.Servers[i].Result; sr.Exited {
-			exit = sr.ExitCode
+	exit, stdout, stderr, reason := f.ExitCode, s.Stdout, s.Stderr, f.Reason
+	if servers := f.Result.Servers; len(servers) > 1 && i < len(servers) {
+		sr := servers[i]
+		stdout, stderr, reason = sr.Stdout, sr.Stderr, sr.Result.Reason
+		if sr.Err != nil {
+			reason = "could not run on this server: " + sr.Err.Error()
+		}
+		if sr.Result.Exited {
+			exit = sr.Result.ExitCode
 		}
 	}
-	errText := output.AppendNote(s.Stderr, f.Reason)
-	u := backend.ExecutionUpdate{Output: &s.Stdout, ExitCode: &exit}
+	errText := output.AppendNote(stderr, reason)
+	u := backend.ExecutionUpdate{Output: &stdout, ExitCode: &exit}
 	if errText != "" {
 		u.Error = &errText
 	}

@@ -159,3 +159,64 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestSubmitOverSSH(t *testing.T) {
+	a, b := testenv.StartSSHD(t, 0), testenv.StartSSHD(t, 0)
+	if _, err := b.Exec("touch /tmp/fail"); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	known := filepath.Join(dir, "known_hosts")
+	os.WriteFile(known, []byte(a.KnownHostsLine()+"\n"+b.KnownHostsLine()+"\n"), 0o600)
+	keyFile := filepath.Join(dir, "id")
+	os.WriteFile(keyFile, []byte(a.EncryptedKey), 0o600)
+
+	sa := exec.Command(binary, "standalone", "--listen", "127.0.0.1:0", "--data", filepath.Join(dir, "data"),
+		"--http-listen", "", "--admin-listen", "", "--jobs-poll-interval", "100ms", "--docker-enabled=false",
+		"--ssh-known-hosts", known)
+	stdout, err := sa.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	sa.Stderr = &logs
+	if err := sa.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer sa.Process.Kill()
+	server := readServerURL(t, stdout)
+	script := filepath.Join(dir, "job.sh")
+	os.WriteFile(script, []byte("if [ -e /tmp/fail ]; then exit 4; fi; echo \"hello from $(whoami)\"\n"), 0o644)
+
+	tests := []struct {
+		name   string
+		env    []string
+		args   []string
+		code   int
+		stdout string
+	}{
+		{name: "encrypted key", env: []string{"PASSPHRASE=" + a.Passphrase},
+			args: []string{"--ssh", a.User + "@" + a.Addr, "--ssh-key", keyFile, "--ssh-passphrase-env", "PASSPHRASE"},
+			stdout: "hello from cronium\n"},
+		{name: "password", env: []string{"SSH_PW=" + a.Password},
+			args: []string{"--ssh", a.User + "@" + a.Addr, "--ssh-password-env", "SSH_PW"}, stdout: "hello from cronium\n"},
+		{name: "multi-server partial", env: []string{"SSH_PW=" + a.Password},
+			args: []string{"--ssh", a.User + "@" + a.Addr, "--ssh", b.User + "@" + b.Addr, "--ssh-password-env", "SSH_PW"},
+			code: 101},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.name == "multi-server partial" {
+				// b has its own password: give both servers one.
+				if _, err := b.Exec("echo '" + b.User + ":" + a.Password + "' | chpasswd"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			args := append([]string{"submit", "--server", server, "--follow"}, tt.args...)
+			out, errOut, code := cli(t, tt.env, append(args, script)...)
+			if code != tt.code || (tt.stdout != "" && out != tt.stdout) {
+				t.Fatalf("exit %d stdout %q stderr %q\nlogs:\n%s", code, out, errOut, logs.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,158 @@
+package ssh
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cronium/orchestrator/executors"
+	"github.com/cronium/orchestrator/internal/testenv"
+	"github.com/cronium/orchestrator/secret"
+)
+
+// shared is one sshd for the tests that do not disturb it.
+var shared struct {
+	once sync.Once
+	s    *testenv.SSHD
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.s != nil {
+		shared.s.Close()
+	}
+	os.Exit(code)
+}
+
+func sharedSSHD(t testing.TB) *testenv.SSHD {
+	t.Helper()
+	shared.once.Do(func() { shared.s, shared.err = testenv.NewSSHD(0) })
+	switch {
+	case errors.Is(shared.err, testenv.ErrUnavailable):
+		testenv.Unavailable(t, "%v", shared.err)
+	case shared.err != nil:
+		t.Fatalf("start sshd: %v", shared.err)
+	}
+	return shared.s
+}
+
+// testOptions are small timeouts so that failure paths run in seconds.
+func testOptions(t testing.TB, s *testenv.SSHD) Options {
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	if s != nil {
+		if err := os.WriteFile(kh, []byte(s.KnownHostsLine()+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return Options{
+		KnownHosts:          kh,
+		DialTimeout:         2 * time.Second,
+		HandshakeTimeout:    3 * time.Second,
+		KeepaliveInterval:   250 * time.Millisecond,
+		KeepaliveMaxMissed:  3,
+		IdleTimeout:         5 * time.Second,
+		BreakerFailures:     3,
+		BreakerOpenTimeout:  time.Second,
+		ReconnectBackoffMax: 3 * time.Second,
+		StopGrace:           time.Second,
+		Logger:              slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(string(bytes.TrimRight(p, "\n")))
+	return len(p), nil
+}
+
+func newExecutor(t *testing.T, opts Options) *Executor {
+	t.Helper()
+	e, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	return e
+}
+
+func keyServer(s *testenv.SSHD) executors.Server {
+	return executors.Server{ID: "srv", Name: "box", Host: s.Host, Port: s.Port, Username: s.User,
+		PrivateKey: secret.Value(s.Key)}
+}
+
+var specSeq struct {
+	sync.Mutex
+	n int
+}
+
+func bashSpec(t *testing.T, script string, servers ...executors.Server) executors.Spec {
+	specSeq.Lock()
+	specSeq.n++
+	n := specSeq.n
+	specSeq.Unlock()
+	return executors.Spec{
+		JobID:       "job-" + t.Name(),
+		ExecutionID: fmt.Sprintf("exec-%d-%d", time.Now().UnixNano()%1e9, n),
+		Script:      &executors.Script{Language: executors.Bash, Content: script},
+		Servers:     servers,
+	}
+}
+
+// syncBuffer is an output writer safe to read while Run writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func (b *syncBuffer) Len() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return int64(b.b.Len())
+}
+
+type capture struct{ stdout, stderr syncBuffer }
+
+func (c *capture) output() executors.Output {
+	return executors.Output{Stdout: &c.stdout, Stderr: &c.stderr}
+}
+
+func run(t *testing.T, e *Executor, spec executors.Spec) (executors.Result, *capture, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var c capture
+	res, err := e.Run(ctx, spec, c.output())
+	return res, &c, err
+}
+
+// remote runs a shell script on the test server as root.
+func remote(t *testing.T, s *testenv.SSHD, script string) string {
+	t.Helper()
+	out, err := s.Exec(script)
+	if err != nil {
+		t.Fatalf("exec %q: %v: %s", script, err, out)
+	}
+	return out
+}

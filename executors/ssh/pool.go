@@ -1,0 +1,336 @@
+package ssh
+
+import (
+	"context"
+	"net"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/cronium/orchestrator/executors"
+)
+
+// pool keeps connections per (address, user, credentials). A job takes one
+// slot (a lease) on a connection for its whole run and opens its sessions
+// one after the other under it, so slots count the job's channels on the
+// server. A new connection is dialed only when every connection is full,
+// up to MaxConnsPerServer per address (whatever the credentials); beyond
+// that jobs wait for a slot.
+type pool struct {
+	opts     Options
+	hk       *hostKeys
+	breakers *breakers
+
+	mu      sync.Mutex
+	entries map[poolKey]*entry
+	servers map[string]*server
+	closed  bool
+	// wg tracks every connection's watcher and keepalive goroutines.
+	wg sync.WaitGroup
+}
+
+type poolKey struct{ addr, user, cred string }
+
+// server is what the pool knows about one address across credentials.
+type server struct {
+	// open counts connections open or being dialed.
+	open    int
+	entries []*entry
+	// changed is closed (and replaced) whenever a slot may have freed.
+	changed chan struct{}
+}
+
+func (s *server) notify() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+type entry struct {
+	key     poolKey
+	s       *server
+	srv     executors.Server
+	conns   []*conn
+	dialing int
+
+	credMu sync.Mutex
+	creds  *credentials
+}
+
+type conn struct {
+	e        *entry
+	client   *ssh.Client
+	sessions int
+	idle     *time.Timer
+	gone     bool
+	// done is closed once the connection is out of the pool.
+	done chan struct{}
+}
+
+func newPool(opts Options, hk *hostKeys) *pool {
+	return &pool{opts: opts, hk: hk, breakers: newBreakers(opts), entries: map[poolKey]*entry{},
+		servers: map[string]*server{}}
+}
+
+// credentials parses the server's key once per entry and caches only
+// success, so a fixed key is picked up by the next job.
+func (e *entry) credentials(opts Options) (*credentials, error) {
+	e.credMu.Lock()
+	defer e.credMu.Unlock()
+	if e.creds != nil {
+		return e.creds, nil
+	}
+	var sock *string
+	if opts.UseAgent {
+		sock = &opts.AgentSocket
+	}
+	c, err := newCredentials(e.srv, sock, opts.Logger)
+	if err == nil {
+		e.creds = c
+	}
+	return c, err
+}
+
+// acquire takes a slot for srv, dialing when every connection is full.
+// Dials go through the server's circuit breaker unless bypassBreaker: a
+// resumed run reconnects to a job that is running out there, and must get
+// through as soon as the server is back, not when the breaker next probes.
+func (p *pool) acquire(ctx context.Context, srv executors.Server, bypassBreaker bool) (*lease, error) {
+	key := poolKey{address(srv), srv.Username, credentialID(srv)}
+	for {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return nil, ErrClosed
+		}
+		e := p.entryFor(key, srv)
+		if c := p.freeConn(e); c != nil {
+			p.take(c)
+			p.mu.Unlock()
+			return &lease{p: p, c: c}, nil
+		}
+		evicted := p.evictIdle(e)
+		if e.s.open < p.opts.MaxConnsPerServer {
+			e.s.open++
+			e.dialing++
+			p.mu.Unlock()
+			if evicted != nil {
+				_ = evicted.client.Close()
+			}
+			return p.dialInto(ctx, e, bypassBreaker)
+		}
+		ch := e.s.changed
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+	}
+}
+
+func (p *pool) entryFor(key poolKey, srv executors.Server) *entry {
+	e := p.entries[key]
+	if e == nil {
+		s := p.servers[key.addr]
+		if s == nil {
+			s = &server{changed: make(chan struct{})}
+			p.servers[key.addr] = s
+		}
+		e = &entry{key: key, s: s, srv: srv}
+		s.entries = append(s.entries, e)
+		p.entries[key] = e
+	}
+	return e
+}
+
+// evictIdle makes room for e at a server at its connection cap by taking
+// out an idle connection that another user or key holds there; the caller
+// closes it once p.mu is released. p.mu is held.
+func (p *pool) evictIdle(e *entry) *conn {
+	if e.s.open < p.opts.MaxConnsPerServer {
+		return nil
+	}
+	for _, other := range e.s.entries {
+		for _, c := range other.conns {
+			if other != e && c.sessions == 0 {
+				p.detach(c)
+				return c
+			}
+		}
+	}
+	return nil
+}
+
+// freeConn picks the busiest connection that still has room, so that
+// spare connections run idle and get closed.
+func (p *pool) freeConn(e *entry) *conn {
+	var best *conn
+	for _, c := range e.conns {
+		if c.sessions < p.opts.MaxSessionsPerConn && (best == nil || c.sessions > best.sessions) {
+			best = c
+		}
+	}
+	return best
+}
+
+func (p *pool) take(c *conn) {
+	c.sessions++
+	if c.idle != nil {
+		c.idle.Stop()
+		c.idle = nil
+	}
+	p.opts.Observer.Sessions(c.e.key.addr, 1)
+}
+
+func (p *pool) dialInto(ctx context.Context, e *entry, bypassBreaker bool) (*lease, error) {
+	addr := e.key.addr
+	dial := func() (*conn, error) {
+		client, nc, err := p.dial(ctx, e)
+		if err != nil {
+			return nil, err
+		}
+		return p.track(e, client, nc), nil
+	}
+	var c *conn
+	var err error
+	if bypassBreaker {
+		c, err = dial()
+	} else {
+		c, err = p.breakers.connect(addr, dial)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e.dialing--
+	e.s.notify()
+	if err != nil {
+		e.s.open--
+		p.opts.Observer.ConnectFailed(addr, errClass(err))
+		return nil, err
+	}
+	if p.closed || c.gone {
+		p.detach(c)
+		_ = c.client.Close()
+		if p.closed {
+			return nil, ErrClosed
+		}
+		return nil, errorf(ErrUnreachable, "ssh: %s: connection closed right after the handshake", addr)
+	}
+	e.conns = append(e.conns, c)
+	p.take(c)
+	return &lease{p: p, c: c}, nil
+}
+
+// track starts the goroutines that watch a new connection: its keepalive,
+// and a waiter that takes it out of the pool when it ends.
+func (p *pool) track(e *entry, client *ssh.Client, nc net.Conn) *conn {
+	c := &conn{e: e, client: client, done: make(chan struct{})}
+	p.opts.Observer.Connections(e.key.addr, 1)
+	p.opts.Logger.Debug("ssh: connected", "server", e.key.addr, "user", e.srv.Username)
+	p.wg.Add(2)
+	go func() {
+		defer p.wg.Done()
+		keepalive(client, nc, p.opts.KeepaliveInterval, p.opts.keepaliveWindow(), c.done, func() {
+			p.opts.Logger.Warn("ssh: connection unresponsive, closing it", "server", e.key.addr,
+				"silent_for", p.opts.keepaliveWindow())
+		})
+	}()
+	go func() {
+		defer p.wg.Done()
+		err := client.Wait()
+		p.remove(c)
+		p.opts.Logger.Debug("ssh: connection closed", "server", e.key.addr, "err", err)
+	}()
+	return c
+}
+
+// remove takes c out of the pool and closes it.
+func (p *pool) remove(c *conn) {
+	p.mu.Lock()
+	p.detach(c)
+	p.mu.Unlock()
+	_ = c.client.Close()
+}
+
+// detach takes c out of the pool; waiting jobs are woken so that they can
+// dial a replacement. p.mu is held.
+func (p *pool) detach(c *conn) {
+	if c.gone {
+		return
+	}
+	c.gone = true
+	close(c.done)
+	if c.idle != nil {
+		c.idle.Stop()
+	}
+	e := c.e
+	for i, x := range e.conns {
+		if x == c {
+			e.conns = append(e.conns[:i], e.conns[i+1:]...)
+			break
+		}
+	}
+	e.s.open--
+	e.s.notify()
+	p.opts.Observer.Connections(e.key.addr, -1)
+}
+
+func (p *pool) release(c *conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c.sessions--
+	p.opts.Observer.Sessions(c.e.key.addr, -1)
+	if c.gone {
+		return
+	}
+	if c.sessions == 0 {
+		c.idle = time.AfterFunc(p.opts.IdleTimeout, func() { p.closeIdle(c) })
+	}
+	c.e.s.notify()
+}
+
+// closeIdle closes c if it is still idle when its timer fires; the check
+// and the detach happen under one lock so that no job takes it meanwhile.
+func (p *pool) closeIdle(c *conn) {
+	p.mu.Lock()
+	idle := c.sessions == 0 && !c.gone
+	if idle {
+		p.detach(c)
+	}
+	p.mu.Unlock()
+	if idle {
+		_ = c.client.Close()
+	}
+}
+
+// close closes every connection and waits for their goroutines.
+func (p *pool) close() {
+	p.mu.Lock()
+	p.closed = true
+	var all []*conn
+	for _, e := range p.entries {
+		all = append(all, e.conns...)
+	}
+	p.mu.Unlock()
+	for _, c := range all {
+		p.remove(c)
+	}
+	p.wg.Wait()
+}
+
+// stats reports connections and taken slots per server address, for tests
+// and the status page.
+func (p *pool) stats() map[string][2]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string][2]int{}
+	for _, e := range p.entries {
+		s := out[e.key.addr]
+		for _, c := range e.conns {
+			s[0]++
+			s[1] += c.sessions
+		}
+		out[e.key.addr] = s
+	}
+	return out
+}

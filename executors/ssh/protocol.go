@@ -1,0 +1,92 @@
+package ssh
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// frame is one message of the remote follow step (see remote.sh):
+//
+//	A <dir> <elapsed s>   attached to the spool; the job started elapsed ago
+//	N                     no launched spool exists for this execution
+//	F <message>           the remote step failed
+//	O <n> / E <n>         n bytes of the job's stdout / stderr follow
+//	H                     heartbeat while the job is silent
+//	X <status> <how>      the job ended: how is exit, timeout, cancelled
+//	S <dir>               (setup) the job was launched
+//	D                     (abandon) done
+type frame struct {
+	kind byte
+	args []string
+	n    int64
+}
+
+type frameReader struct{ r *bufio.Reader }
+
+func newFrameReader(r io.Reader) *frameReader { return &frameReader{r: bufio.NewReaderSize(r, 64<<10)} }
+
+// maxHeader bounds a header line; only F messages are long.
+const maxHeader = 8 << 10
+
+// next reads one header. For O and E frames the caller must then consume
+// exactly n bytes with payload.
+func (f *frameReader) next() (frame, error) {
+	line, err := f.readLine()
+	if err != nil {
+		return frame{}, err
+	}
+	if line == "" {
+		return frame{}, fmt.Errorf("%w: empty frame", ErrRemote)
+	}
+	fr := frame{kind: line[0], args: strings.Fields(line[1:])}
+	switch fr.kind {
+	case 'O', 'E':
+		if len(fr.args) != 1 {
+			return frame{}, fmt.Errorf("%w: bad frame %q", ErrRemote, line)
+		}
+		fr.n, err = strconv.ParseInt(fr.args[0], 10, 64)
+		if err != nil || fr.n < 0 {
+			return frame{}, fmt.Errorf("%w: bad frame %q", ErrRemote, line)
+		}
+	case 'F':
+		fr.args = []string{strings.TrimSpace(line[1:])}
+	case 'A', 'N', 'H', 'X', 'S', 'D':
+	default:
+		return frame{}, fmt.Errorf("%w: unknown frame %q", ErrRemote, truncate(line, 80))
+	}
+	return fr, nil
+}
+
+func (f *frameReader) readLine() (string, error) {
+	var b strings.Builder
+	for {
+		chunk, isPrefix, err := f.r.ReadLine()
+		if err != nil {
+			return "", err
+		}
+		b.Write(chunk)
+		if b.Len() > maxHeader {
+			return "", fmt.Errorf("%w: frame header too long", ErrRemote)
+		}
+		if !isPrefix {
+			return b.String(), nil
+		}
+	}
+}
+
+// payload copies the n bytes that follow an O or E header to w. It returns
+// how many reached w, which is what the resume offsets must count, also
+// when the connection dropped half-way.
+func (f *frameReader) payload(w io.Writer, n int64) (int64, error) {
+	return io.CopyN(w, f.r, n)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

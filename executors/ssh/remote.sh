@@ -1,0 +1,274 @@
+# Cronium remote library: POSIX sh, run by /bin/sh on the server. The client
+# prepends variable assignments and appends the entry point, "${1:-step}":
+# the setup step's program is saved as lib.sh in the spool, where the
+# detached wrapper, job and watchdog run it with their own name as $1.
+#
+# Spool layout ($d, mode 0700, made by mktemp -d):
+#   lib.sh env script.*  written by setup; env is removed once sourced
+#   launched/            mkdir'ed by whoever may launch: exactly one winner
+#   wpid pgid start      the wrapper's pid, the job's process group and its
+#                        start time (epoch s)
+#   out err              the job's stdout and stderr
+#   stop.lock stopped    first stop reason wins; "exit" when none
+#   status               the job's exit status, written last, atomically
+
+# d is the spool when this runs as lib.sh; the client's steps set it.
+d=${0%/lib.sh}
+
+# nap sleeps without holding the session's pipes open. Fractional sleep is
+# GNU and busybox, not POSIX: fall back to whole seconds.
+nap() { sleep "$1" </dev/null >/dev/null 2>&1 || sleep 1 </dev/null >/dev/null 2>&1; }
+
+fail() {
+	printf 'F %s\n' "$*"
+	exit 3
+}
+
+# spools lists this execution's spool directories that we own, skipping
+# symlinks and anything another user planted in a shared /tmp.
+spools() {
+	for c in "$base"/cronium-"$tag".??????; do
+		[ -d "$c" ] && [ ! -L "$c" ] && [ -O "$c" ] && printf '%s\n' "$c"
+	done
+}
+
+# attach sets d to the launched spool of this execution. A spool whose setup
+# died before launching is claimed (so that setup can never launch it) and
+# removed.
+attach() {
+	d=
+	for c in $(spools); do
+		if mkdir "$c/launched" 2>/dev/null; then
+			rm -rf -- "$c"
+			continue
+		fi
+		d=$c
+	done
+	[ -n "$d" ]
+}
+
+pgid() {
+	pg=$(cat "$d/pgid" 2>/dev/null)
+	case $pg in '' | *[!0-9]*) return 1 ;; esac
+}
+
+# kill_group sends TERM to the job's process group, gives it $grace_ticks
+# tenths of a second, then KILL.
+kill_group() {
+	pgid || return 0
+	kill -s TERM -- "-$pg" 2>/dev/null || return 0
+	n=0
+	while [ $n -lt "$grace_ticks" ] && kill -s 0 -- "-$pg" 2>/dev/null; do
+		nap 0.1
+		n=$((n + 1))
+	done
+	kill -s KILL -- "-$pg" 2>/dev/null
+	return 0
+}
+
+# stop_job records why the job was stopped (the first reason wins) and kills
+# its group. Once status exists the group is gone and its id may have been
+# reused: never signal it then. A stop right after launch waits for pgid.
+stop_job() {
+	n=0
+	until pgid || [ -f "$d/status" ] || [ $n -ge 50 ]; do nap 0.1; n=$((n + 1)); done
+	[ -f "$d/status" ] && return 0
+	if mkdir "$d/stop.lock" 2>/dev/null; then
+		printf '%s\n' "$1" >"$d/stopped"
+	fi
+	kill_group
+}
+
+wait_status() {
+	n=0
+	while [ ! -f "$d/status" ] && [ $n -lt $((grace_ticks + 50)) ]; do nap 0.1; n=$((n + 1)); done
+}
+
+# setup makes the spool and launches the wrapper detached in its own
+# session. The program itself ($p, the variables and this library) becomes
+# lib.sh; stdin carries the environment file as one base64 line, then the
+# script. The script's size is checked: a connection that dropped during
+# the upload must not launch half a script.
+setup() {
+	um=$(umask)
+	umask 077
+	[ -d "$base" ] || fail "spool directory $base does not exist on the server"
+	IFS= read -r envb64 || fail "upload failed"
+	d=$(mktemp -d "$base/cronium-$tag.XXXXXX") || fail "cannot create a spool directory in $base"
+	printf '%s\n' "$p" >"$d/lib.sh"
+	printf '%s' "$envb64" | base64 -d >"$d/env" || fail "environment upload failed"
+	cat >"$d/$script" || fail "upload failed"
+	n=$(wc -c <"$d/$script")
+	if [ "$n" -ne "$nscript" ]; then
+		rm -rf -- "$d"
+		fail "upload truncated ($n of $nscript bytes)"
+	fi
+	: >"$d/out"
+	: >"$d/err"
+	mkdir "$d/launched" 2>/dev/null || fail "spool was claimed by a resumed run"
+	setsid /bin/sh "$d/lib.sh" wrap "$um" </dev/null >/dev/null 2>&1 &
+	printf 'S %s\n' "$d"
+}
+
+# wrap ($1: the login umask, restored for the job) runs in its own session,
+# outside the job's process group, so that it survives stopping the job and
+# records how it ended. The job opens out and err itself: the shell's own
+# "Killed" notices must not land in the job's stderr.
+wrap() {
+	printf '%s\n' "$$" >"$d/wpid"
+	date +%s >"$d/start"
+	wd=
+	if [ "$timeout" != 0 ]; then
+		setsid /bin/sh "$d/lib.sh" watchdog </dev/null >/dev/null 2>&1 &
+		wd=$!
+	fi
+	setsid /bin/sh "$d/lib.sh" job "$1" </dev/null >/dev/null 2>&1
+	st=$?
+	[ -n "$wd" ] && kill -s TERM -- "-$wd" 2>/dev/null
+	mkdir "$d/stop.lock" 2>/dev/null
+	kill_group
+	printf '%s\n' "$st" >"$d/status.tmp" && mv -f "$d/status.tmp" "$d/status"
+}
+
+# watchdog enforces the timeout on the server, so it holds while the
+# orchestrator is disconnected. A sleep without fractions gets whole
+# seconds, rounded up: never an early stop.
+watchdog() {
+	sleep "$timeout" 2>/dev/null || sleep "$timeout_s"
+	stop_job timeout
+}
+
+# job is the session leader of the job's process group. Everything it needs
+# after sourcing the job's environment is kept in positional parameters,
+# which the environment file cannot change.
+job() {
+	printf '%s\n' "$$" >"$d/pgid.tmp" && mv -f "$d/pgid.tmp" "$d/pgid"
+	exec >>"$d/out" 2>>"$d/err"
+	umask "$1"
+	set -- "$d/$script" "${workdir:-${HOME:-/}}" "$lang" "$d/env"
+	. "$4"
+	rm -f "$4"
+	cd -- "$2" 2>/dev/null || {
+		printf 'cronium: cannot change to working directory %s\n' "$2" >&2
+		exit 1
+	}
+	case $3 in
+	python) for i in python3 python; do command -v $i >/dev/null 2>&1 && exec $i "$1"; done ;;
+	node) for i in node nodejs; do command -v $i >/dev/null 2>&1 && exec $i "$1"; done ;;
+	*) command -v bash >/dev/null 2>&1 && exec bash "$1" ;;
+	esac
+	printf 'cronium: no %s interpreter found on this server\n' "$3" >&2
+	exit 127
+}
+
+# elapsed prints the seconds since the job started; 0 while the wrapper is
+# still writing its start time.
+elapsed() {
+	s=$(cat "$d/start" 2>/dev/null)
+	case $s in
+	'' | *[!0-9]*) printf 0 ;;
+	*) printf '%s' $(($(date +%s) - s)) ;;
+	esac
+}
+
+# lost_wrapper notices a wrapper that died without recording a status (the
+# server rebooted with a persistent spool, the OOM killer, kill -9): it
+# stops what is left of the job and records 255, "lost", so that nobody
+# waits forever. /proc tells the wrapper from a process that reused its pid.
+lost_wrapper() {
+	w=$(cat "$d/wpid" 2>/dev/null) || return 0
+	if [ -d /proc/$$ ]; then
+		grep -qF "$d/lib.sh" "/proc/$w/cmdline" 2>/dev/null && return 0
+	else
+		kill -s 0 "$w" 2>/dev/null && return 0
+	fi
+	[ -f "$d/status" ] && return 0
+	stop_job lost
+	[ -f "$d/status" ] || printf '255\n' >"$d/status"
+}
+
+# control reads commands from the client. EOF means the client is gone:
+# stop following (the job itself keeps running).
+control() {
+	while read -r cmd arg <&3; do
+		case $cmd in
+		stop) stop_job "$arg" ;;
+		done)
+			rm -rf -- "$d"
+			exit 0
+			;;
+		esac
+	done
+	kill -s TERM $$ 2>/dev/null
+}
+
+# follow streams the spool from byte offsets $o and $e as frames:
+#   A dir elapsed | O n + n bytes | E n + n bytes | H | X status how
+# then waits for "done" to remove the spool.
+follow() {
+	attach || {
+		printf 'N\n'
+		exit 0
+	}
+	cd -- "$d" || fail "cannot enter $d"
+	printf 'A %s %s\n' "$d" "$(elapsed)"
+	exec 3<&0
+	control &
+	rd=$!
+	i=0
+	hb=0
+	while :; do
+		fin=0
+		[ -f status ] && fin=1
+		set -- $(wc -c out err)
+		[ "$1" -ge "$o" ] && [ "$3" -ge "$e" ] || fail "offsets $o/$e are beyond the spool ($1/$3)"
+		moved=0
+		if [ "$1" -gt "$o" ]; then
+			printf 'O %s\n' $(($1 - o))
+			tail -c +$((o + 1)) out | head -c $(($1 - o))
+			o=$1
+			moved=1
+		fi
+		if [ "$3" -gt "$e" ]; then
+			printf 'E %s\n' $(($3 - e))
+			tail -c +$((e + 1)) err | head -c $(($3 - e))
+			e=$3
+			moved=1
+		fi
+		[ $fin = 1 ] && break
+		# Poll fast right after start and while output flows (short jobs
+		# end within a few polls), then back off to 0.5s and a heartbeat
+		# while the job is silent.
+		[ $moved = 1 ] && i=5 || i=$((i + 1))
+		case $i in
+		0 | 1 | 2 | 3 | 4) t=0.01 ;;
+		5 | 6 | 7) t=0.02 ;;
+		8 | 9) t=0.05 ;;
+		10 | 11) t=0.1 ;;
+		12 | 13) t=0.2 ;;
+		*)
+			t=0.5
+			printf 'H\n'
+			hb=$((hb + 1))
+			[ $((hb % 4)) = 0 ] && lost_wrapper
+			;;
+		esac
+		nap $t
+	done
+	how=exit
+	[ -f stopped ] && how=$(cat stopped)
+	printf 'X %s %s\n' "$(cat status)" "$how"
+	wait $rd
+}
+
+# abandon stops every run of this execution and removes its spools.
+abandon() {
+	for d in $(spools); do
+		if ! mkdir "$d/launched" 2>/dev/null; then
+			stop_job abandoned
+			wait_status
+		fi
+		rm -rf -- "$d"
+	done
+	printf 'D\n'
+}

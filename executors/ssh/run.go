@@ -1,0 +1,251 @@
+package ssh
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/cronium/orchestrator/executors"
+)
+
+// target is one server's part of an execution.
+type target struct {
+	srv         executors.Server
+	executionID string // names the spool on the server
+	resume      executors.Resume
+	// stdout and stderr count the bytes delivered so far, starting from
+	// the resume offsets: the offsets a later Run resumes from.
+	stdout, stderr int64
+}
+
+// remoteRun is one Run of one target.
+type remoteRun struct {
+	e    *Executor
+	spec executors.Spec
+	t    *target
+	tag  string
+	log  *slog.Logger
+	l    *lease
+
+	stdout, stderr io.Writer
+	res            executors.Result
+}
+
+// runTarget runs, or resumes, t and returns its result.
+func (e *Executor) runTarget(ctx context.Context, spec executors.Spec, t *target, out executors.Output) (res executors.Result, err error) {
+	defer func() {
+		if err == nil || !executors.IsRetryable(err) && !errors.Is(err, executors.ErrDetached) {
+			e.launched.Delete(t.executionID) // final: no Run follows
+		}
+	}()
+	t.stdout, t.stderr = t.resume.StdoutBytes, t.resume.StderrBytes
+	r := &remoteRun{
+		e: e, spec: spec, t: t, tag: spoolTag(t.executionID),
+		log:    e.opts.Logger.With("execution_id", t.executionID, "server", t.srv.Label()),
+		stdout: &counter{w: orDiscard(out.Stdout), n: &t.stdout},
+		stderr: &counter{w: orDiscard(out.Stderr), n: &t.stderr},
+	}
+	r.res.Timings.SetupStarted = time.Now()
+	if ctx.Err() != nil {
+		return r.notStarted(ctx)
+	}
+	l, err := e.connect(ctx, t.srv, t.resume.Resuming)
+	if err != nil {
+		return r.connectFailed(ctx, err)
+	}
+	defer l.release()
+	r.l = l
+	if t.resume.Resuming {
+		res, found, err := r.follow(ctx, l)
+		if found || err != nil {
+			return res, err
+		}
+		if _, ran := e.launched.Load(t.executionID); ran || t.stdout > 0 || t.stderr > 0 {
+			return res, fmt.Errorf("%w: execution %s ran on %s but its spool is gone (server rebooted, or the spool "+
+				"was removed); it is not started again", executors.ErrNotResumable, t.executionID, t.srv.Label())
+		}
+		r.log.Info("ssh: resumed execution had not started on the server; starting it")
+	}
+	if ctx.Err() != nil {
+		return r.notStarted(ctx)
+	}
+	if err := r.setup(l); err != nil {
+		return r.res, err
+	}
+	res, found, err := r.follow(ctx, l)
+	if !found && err == nil {
+		err = fmt.Errorf("%w: %s: the spool disappeared right after launch", ErrRemote, t.srv.Label())
+	}
+	return res, err
+}
+
+// notStarted answers a ctx that ended before anything ran.
+func (r *remoteRun) notStarted(ctx context.Context) (executors.Result, error) {
+	if cause := context.Cause(ctx); errors.Is(cause, executors.ErrDetached) {
+		return r.res, fmt.Errorf("ssh: %s: %w", r.t.srv.Label(), cause)
+	}
+	r.res.Cancelled = true
+	r.res.Reason = "cancelled before it started"
+	return r.res, nil
+}
+
+func (r *remoteRun) connectFailed(ctx context.Context, err error) (executors.Result, error) {
+	if ctx.Err() != nil && !r.t.resume.Resuming {
+		return r.notStarted(ctx)
+	}
+	if cause := context.Cause(ctx); ctx.Err() != nil && errors.Is(cause, executors.ErrDetached) {
+		return r.res, fmt.Errorf("ssh: %s: %w", r.t.srv.Label(), cause)
+	}
+	if !r.t.resume.Resuming {
+		return r.res, err
+	}
+	if reconnectable(err) && ctx.Err() == nil {
+		return r.res, executors.Retryable(fmt.Errorf("ssh: reconnect to %s for execution %s: %w", r.t.srv.Label(), r.t.executionID, err))
+	}
+	return r.res, fmt.Errorf("ssh: cannot reach execution %s on %s again; it may still be running there: %w",
+		r.t.executionID, r.t.srv.Label(), err)
+}
+
+// lost wraps a failure of the connection under a possibly running job.
+func (r *remoteRun) lost(err error) error {
+	r.l.check()
+	return executors.Retryable(errorf(ErrConnLost, "ssh: connection to %s lost during execution %s: %v",
+		r.t.srv.Label(), r.t.executionID, err))
+}
+
+// setup makes the spool, uploads the job and launches it detached. A
+// failure after the upload began is retryable: the job may have started,
+// and a resumed run finds it (or finds that it did not).
+func (r *remoteRun) setup(l *lease) error {
+	bundle, vars, err := r.bundle()
+	if err != nil {
+		return err
+	}
+	sess, err := l.newSession()
+	if err != nil {
+		return r.lost(err)
+	}
+	defer l.endSession(sess)
+	var stdout, diag limitedBuffer
+	sess.Stdin = bytes.NewReader(bundle)
+	sess.Stdout, sess.Stderr = &stdout, &diag
+	runErr := sess.Run(remoteCommand(vars, "setup"))
+	fr, err := newFrameReader(strings.NewReader(stdout.String())).next()
+	switch {
+	case err == nil && fr.kind == 'S':
+		r.e.launched.Store(r.t.executionID, struct{}{})
+		r.log.Debug("ssh: job launched", "spool", strings.Join(fr.args, " "))
+		return nil
+	case err == nil && fr.kind == 'F':
+		return fmt.Errorf("%w: %s: %s%s", ErrRemote, r.t.srv.Label(), fr.args[0], diag.suffix())
+	case errors.As(runErr, new(*ssh.ExitError)):
+		// The helper ran and failed before launching (no /bin/sh, no
+		// base64): retrying will not help.
+		return fmt.Errorf("%w: %s: %v%s", ErrRemote, r.t.srv.Label(), runErr, diag.suffix())
+	case runErr != nil:
+		return r.lost(runErr)
+	}
+	return fmt.Errorf("%w: %s: setup said %q%s", ErrRemote, r.t.srv.Label(), truncate(stdout.String(), 200), diag.suffix())
+}
+
+// bundle is what setup reads from stdin: the environment file as one
+// base64 line, then the script; and setup's variables.
+func (r *remoteRun) bundle() ([]byte, [][2]string, error) {
+	env, err := envFile(scriptEnv(r.spec))
+	if err != nil {
+		return nil, nil, err
+	}
+	sc := r.spec.Script
+	name := "script" + sc.Language.FileExt()
+	var b bytes.Buffer
+	b.Grow(base64.StdEncoding.EncodedLen(len(env)) + 1 + len(sc.Content))
+	b.WriteString(base64.StdEncoding.EncodeToString(env) + "\n")
+	b.WriteString(sc.Content)
+	vars := append(r.commonVars(), jobVars(sc.Language, sc.WorkDir, name, r.spec.Timeout)...)
+	vars = append(vars, [2]string{"nscript", fmt.Sprint(len(sc.Content))})
+	return b.Bytes(), vars, nil
+}
+
+// scriptEnv is the job's environment plus PYTHONUNBUFFERED for Python,
+// which otherwise buffers its output to the spool file until it exits.
+func scriptEnv(spec executors.Spec) []executors.EnvVar {
+	vars := spec.Environment()
+	if spec.Script.Language == executors.Python && !slices.ContainsFunc(vars,
+		func(v executors.EnvVar) bool { return v.Name == "PYTHONUNBUFFERED" }) {
+		vars = append(vars, executors.EnvVar{Name: "PYTHONUNBUFFERED", Value: "1"})
+	}
+	return vars
+}
+
+func (r *remoteRun) commonVars() [][2]string {
+	return spoolVars(r.e.opts, r.tag)
+}
+
+func spoolVars(opts Options, tag string) [][2]string {
+	return [][2]string{
+		{"base", opts.RemoteSpoolDir},
+		{"tag", tag},
+		{"grace_ticks", strconv.Itoa(graceTicks(opts.StopGrace))},
+	}
+}
+
+// counter counts the bytes that reached w.
+type counter struct {
+	w io.Writer
+	n *int64
+}
+
+func (c *counter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	*c.n += int64(n)
+	return n, err
+}
+
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}
+
+// limitedBuffer keeps the first 4 KiB written to it: the remote helper's
+// own diagnostics, for error messages. x/crypto copies a session's stderr
+// from its own goroutine, hence the lock.
+type limitedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := 4<<10 - b.b.Len(); room > 0 {
+		b.b.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (b *limitedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func (b *limitedBuffer) suffix() string {
+	s := strings.TrimSpace(b.String())
+	if s == "" {
+		return ""
+	}
+	return " (" + truncate(s, 300) + ")"
+}
