@@ -170,7 +170,13 @@ func (d *Daemon) Shutdown() error {
 		err = errors.New("jobs did not finish reporting within the shutdown bound")
 		d.log.Error("shutdown bound reached with jobs still reporting", "bound", hard)
 	}
-	<-d.engine.Poison(d.supervisor).Done()
+	select {
+	case <-d.engine.Poison(d.supervisor).Done():
+	case <-time.After(10 * time.Second):
+		// hollywood waits for every child of the supervisor; one stuck
+		// in a stop must not keep the process from exiting.
+		d.log.Error("actors did not stop within 10s; exiting anyway")
+	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, s := range d.servers {

@@ -22,8 +22,14 @@ type executorSet struct {
 	ssh    *ssh.Executor
 }
 
+// executorObserver receives the executors' metrics (*metrics.Metrics).
+type executorObserver interface {
+	docker.Observer
+	ssh.Observer
+}
+
 func newExecutorSet(cfg config.Config, id string, log *slog.Logger, override map[jobspec.Kind]executors.Executor,
-	obs docker.Observer) (*executorSet, error) {
+	obs executorObserver) (*executorSet, error) {
 	if override != nil {
 		return &executorSet{byKind: override}, nil
 	}
@@ -62,6 +68,7 @@ func newExecutorSet(cfg config.Config, id string, log *slog.Logger, override map
 	}
 	sshOpts := ssh.OptionsFromConfig(cfg)
 	sshOpts.Logger = log.With("executor", "ssh")
+	sshOpts.Observer = obs
 	sx, err := ssh.New(sshOpts)
 	if err != nil {
 		return nil, fmt.Errorf("ssh executor: %w", err)

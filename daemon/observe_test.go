@@ -352,3 +352,35 @@ func TestMetricNames(t *testing.T) {
 		}
 	}
 }
+
+// The SSH executor reports to the same metrics: with a job running over
+// a real sshd the connection and session gauges are up; a server that
+// refuses connections counts as an unreachable connect failure.
+func TestSSHMetrics(t *testing.T) {
+	srv := testenv.StartSSHD(t, 0)
+	s := sshStack(t, []*testenv.SSHD{srv}, withListeners, func(c *config.Config) { c.Supervisor.MaxRestarts = 0 })
+	p := "cronium_orchestrator_"
+	id := s.submit(sshJob("echo started; sleep 1", srv))
+	waitFor(t, 15*time.Second, "the SSH job's output", func() bool {
+		o, _ := s.store.Output(context.Background(), id)
+		return strings.Contains(o.Stdout, "started")
+	})
+	text := s.scrape(t)
+	if value(text, p+"ssh_connections") < 1 || value(text, p+"ssh_sessions") != 1 {
+		t.Errorf("while running: connections %v sessions %v", value(text, p+"ssh_connections"),
+			value(text, p+"ssh_sessions"))
+	}
+	s.wait(id, 20*time.Second)
+	if got := value(s.scrape(t), p+"ssh_sessions"); got != 0 {
+		t.Errorf("sessions %v after the job", got)
+	}
+
+	host, port, _ := net.SplitHostPort(deadAddr(t))
+	n, _ := strconv.Atoi(port)
+	down := *srv
+	down.Host, down.Port = host, n
+	s.wait(s.submit(sshJob("true", &down)), 20*time.Second)
+	if got := value(s.scrape(t), p+`ssh_connect_failures_total{class="unreachable"}`); got < 1 {
+		t.Errorf("connect failures (unreachable) %v", got)
+	}
+}

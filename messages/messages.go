@@ -90,6 +90,8 @@ type ListActors struct{}
 // ActorTree is the supervisor's view of its actors.
 type ActorTree struct {
 	Actors []ActorInfo
+	// Restarts are the latest restarts, oldest first (a bounded ring).
+	Restarts []RestartEvent
 }
 
 // ActorInfo describes one live or restarting actor.
@@ -100,4 +102,43 @@ type ActorInfo struct {
 	State     string    `json:"state"`
 	Restarts  int       `json:"restarts"`
 	StartedAt time.Time `json:"startedAt"`
+}
+
+// ListJobs asks the supervisor for the jobs it runs; it responds with a
+// JobList. Lines is how many recent output lines to include per job.
+type ListJobs struct{ Lines int }
+
+// JobList is the supervisor's running jobs, for the admin API.
+type JobList struct {
+	Jobs []JobInfo
+}
+
+// JobInfo is one running job as the admin API shows it (the fields of
+// job.Status, which this package cannot import, and the output's tail).
+type JobInfo struct {
+	JobID     string       `json:"jobId"`
+	Phase     string       `json:"phase"`
+	Executor  string       `json:"executor,omitempty"`
+	Attempts  int          `json:"attempts"`
+	Restarts  int          `json:"restarts"`
+	ClaimedAt time.Time    `json:"claimedAt"`
+	StartedAt time.Time    `json:"startedAt,omitzero"`
+	Cancel    string       `json:"cancel,omitempty"`
+	Output    []OutputLine `json:"output"`
+}
+
+// OutputLine is one recent line of a job's output.
+type OutputLine struct {
+	Stream string `json:"stream"` // stdout or stderr
+	Text   string `json:"text"`
+}
+
+// RestartEvent is one restart the supervisor saw: a crash hollywood
+// restarted, or an actor stopped from outside and respawned.
+type RestartEvent struct {
+	At     time.Time `json:"at"`
+	PID    string    `json:"pid"`
+	Kind   string    `json:"kind"`
+	JobID  string    `json:"jobId,omitempty"`
+	Reason string    `json:"reason"`
 }

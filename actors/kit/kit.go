@@ -25,6 +25,7 @@ type envelope struct {
 // Send delivers msg to pid, stamped with the send time. Safe from any
 // goroutine (it only needs the engine, never an actor.Context).
 func Send(e *actor.Engine, pid *actor.PID, msg any) {
+	depths.sent(e, pid)
 	e.Send(pid, envelope{msg: msg, sentAt: time.Now()})
 }
 
@@ -62,8 +63,16 @@ func Middleware(kind string, obs Observer) actor.MiddlewareFunc {
 			var queued time.Duration
 			if env, ok := raw.(envelope); ok {
 				queued = time.Since(env.sentAt)
+				// Counted out before handling: a panicking message is
+				// dropped, never handled again.
+				depths.dequeued(c.PID().ID)
 			}
 			msg := unwrap(raw)
+			if _, ok := msg.(actor.Stopped); ok {
+				// Stopped reaches the middleware only on a real stop (a
+				// crash bypasses it); what is still queued is discarded.
+				depths.stopped(c.PID().ID)
+			}
 			if crash, ok := msg.(messages.Crash); ok {
 				panic(CrashError{Reason: crash.Reason})
 			}

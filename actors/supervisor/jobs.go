@@ -42,6 +42,7 @@ func (s *Supervisor) startJob(c *actor.Context, j backend.Job, claimedAt time.Ti
 	})
 	run := job.NewRun(j, claimedAt, jobspec.NewExecutionID(j.ID, s.deps.Clock.Now()), out)
 	s.st.runs[j.ID] = run
+	s.obs.JobsActive(len(s.st.runs))
 	s.spawnLog(c, run)
 	s.spawnJob(c, run)
 	s.log.Info("job claimed", "job_id", j.ID, "type", j.Type)
@@ -71,6 +72,7 @@ func (s *Supervisor) onJobFinished(m messages.JobFinished) {
 		return // a replaced JobActor reported twice
 	}
 	delete(s.st.runs, m.JobID)
+	s.obs.JobsActive(len(s.st.runs))
 	s.obs.JobFinished(m.Executor, m.Outcome, m.Duration)
 	s.stopChild(s.st.children[s.childID(KindJob, m.JobID)])
 	s.stopChild(s.st.children[s.childID(KindLog, m.JobID)])
@@ -146,7 +148,7 @@ func (s *Supervisor) onDrainDeadline() {
 
 func (s *Supervisor) checkDrained() {
 	d := s.st.drain
-	if d == nil || len(s.st.runs) > 0 || d.done == nil {
+	if d == nil || len(s.st.runs) > 0 || d.done == nil || s.jobActorsLeft() {
 		return
 	}
 	if d.timer != nil {
@@ -154,4 +156,18 @@ func (s *Supervisor) checkDrained() {
 	}
 	close(d.done)
 	d.done = nil
+}
+
+// jobActorsLeft reports whether a job or log actor is still stopping.
+// The drain is done only once they are gone: hollywood's parent, when it
+// is stopped, poisons each child it still lists and waits for it, and a
+// second pill sent to a child already stopping is never processed, so the
+// wait would never end.
+func (s *Supervisor) jobActorsLeft() bool {
+	for _, ch := range s.st.children {
+		if ch.kind == KindJob || ch.kind == KindLog {
+			return true
+		}
+	}
+	return false
 }

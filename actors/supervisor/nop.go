@@ -15,3 +15,4 @@ func (nopObserver) ActorStopped(string)                                         
 func (nopObserver) ActorRestarted(string)                                       {}
 func (nopObserver) RestartBudgetExhausted(string)                               {}
 func (nopObserver) DeadLetter()                                                 {}
+func (nopObserver) JobsActive(int)                                              {}

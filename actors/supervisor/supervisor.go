@@ -9,6 +9,7 @@ package supervisor
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
@@ -49,6 +50,8 @@ type Observer interface {
 	logactor.Observer
 	JobReceived()
 	JobFinished(executor, outcome string, d time.Duration)
+	// JobsActive reports how many jobs are claimed and not finished.
+	JobsActive(n int)
 	ActorSpawned(kind string)
 	ActorStopped(kind string)
 	ActorRestarted(kind string)
@@ -91,6 +94,13 @@ type state struct {
 	logStates      map[string]*logactor.State
 	recovering     map[string]bool // orphans being failed
 	drain          *drainState
+
+	// For the admin API: the supervisor's own start and restarts (it
+	// cannot see its own crash events; its Producer counts them) and the
+	// latest restarts of any actor.
+	startedAt  time.Time
+	restarts   atomic.Int32
+	restartLog []messages.RestartEvent
 }
 
 // child is a supervised actor.
@@ -139,10 +149,19 @@ func Spawn(engine *actor.Engine, deps Deps) *actor.PID {
 		logStates:  map[string]*logactor.State{},
 		recovering: map[string]bool{},
 		pollerSt:   poller.NewState(deps.Settings.Capacity),
+		startedAt:  deps.Clock.Now(),
 	}
+	var instances atomic.Int32
 	producer := func() actor.Receiver {
+		if instances.Add(1) > 1 { // called again: hollywood restarted us
+			st.restarts.Add(1)
+			deps.Observer.ActorRestarted(KindSupervisor)
+			st.noteRestart(messages.RestartEvent{At: deps.Clock.Now(), PID: KindSupervisor + "/root",
+				Kind: KindSupervisor, Reason: "crashed (the panic is in the log)"})
+		}
 		return &Supervisor{st: st, deps: deps, obs: deps.Observer, log: deps.Logger}
 	}
+	deps.Observer.ActorSpawned(KindSupervisor)
 	return engine.Spawn(producer, KindSupervisor, kit.SpawnOpts(KindSupervisor, "root", deps.Observer)...)
 }
 
@@ -184,6 +203,8 @@ func (s *Supervisor) Receive(c *actor.Context) {
 		delete(s.st.recovering, msg.jobID)
 	case messages.ListActors:
 		c.Respond(s.tree())
+	case messages.ListJobs:
+		c.Respond(s.jobList(msg.Lines))
 	case actor.ActorRestartedEvent:
 		s.onRestarted(msg)
 	case actor.ActorStoppedEvent:
@@ -250,7 +271,8 @@ func (s *Supervisor) childID(kind, id string) string {
 
 // tree is the supervisor's view of its actors, for the admin API.
 func (s *Supervisor) tree() messages.ActorTree {
-	t := messages.ActorTree{Actors: []messages.ActorInfo{{PID: s.st.self.ID, Kind: KindSupervisor, State: "running"}}}
+	t := messages.ActorTree{Actors: []messages.ActorInfo{{PID: s.st.self.ID, Kind: KindSupervisor, State: "running",
+		Restarts: int(s.st.restarts.Load()), StartedAt: s.st.startedAt}}}
 	for _, ch := range s.st.children {
 		info := messages.ActorInfo{PID: ch.pid.ID, Kind: ch.kind, JobID: ch.jobID, State: "running",
 			Restarts: ch.restarts, StartedAt: ch.startedAt}
@@ -262,6 +284,7 @@ func (s *Supervisor) tree() messages.ActorTree {
 		}
 		t.Actors = append(t.Actors, info)
 	}
+	t.Restarts = append([]messages.RestartEvent(nil), s.st.restartLog...)
 	return t
 }
 

@@ -23,6 +23,8 @@ func (s *Supervisor) onRestarted(ev actor.ActorRestartedEvent) {
 	reason := kit.PanicReason(ev.Reason)
 	ch.restarts++
 	s.obs.ActorRestarted(ch.kind)
+	s.st.noteRestart(messages.RestartEvent{At: s.deps.Clock.Now(), PID: ch.pid.ID, Kind: ch.kind, JobID: ch.jobID,
+		Reason: reason})
 	s.log.Warn("actor crashed and was restarted", "kind", ch.kind, "job_id", ch.jobID,
 		"reason", reason, "restarts", ch.restarts)
 	if !ch.budget.spend(s.deps.Clock.Now()) {
@@ -41,10 +43,13 @@ func (s *Supervisor) onStopped(c *actor.Context, ev actor.ActorStoppedEvent) {
 	s.obs.ActorStopped(ch.kind)
 	if ch.stopping {
 		delete(s.st.children, ev.PID.ID)
+		s.checkDrained()
 		return
 	}
 	ch.restarts++
 	s.obs.ActorRestarted(ch.kind)
+	s.st.noteRestart(messages.RestartEvent{At: s.deps.Clock.Now(), PID: ch.pid.ID, Kind: ch.kind, JobID: ch.jobID,
+		Reason: "stopped from outside; respawned"})
 	within := ch.budget.spend(s.deps.Clock.Now())
 	s.log.Warn("actor was stopped from outside; respawning", "kind", ch.kind, "job_id", ch.jobID, "restarts", ch.restarts)
 	switch ch.kind {

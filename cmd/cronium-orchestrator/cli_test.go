@@ -196,7 +196,7 @@ func TestSubmitOverSSH(t *testing.T) {
 		stdout string
 	}{
 		{name: "encrypted key", env: []string{"PASSPHRASE=" + a.Passphrase},
-			args: []string{"--ssh", a.User + "@" + a.Addr, "--ssh-key", keyFile, "--ssh-passphrase-env", "PASSPHRASE"},
+			args:   []string{"--ssh", a.User + "@" + a.Addr, "--ssh-key", keyFile, "--ssh-passphrase-env", "PASSPHRASE"},
 			stdout: "hello from cronium\n"},
 		{name: "password", env: []string{"SSH_PW=" + a.Password},
 			args: []string{"--ssh", a.User + "@" + a.Addr, "--ssh-password-env", "SSH_PW"}, stdout: "hello from cronium\n"},

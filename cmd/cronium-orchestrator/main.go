@@ -21,6 +21,9 @@ Usage:
   cronium-orchestrator standalone [flags]    an embedded backend plus the daemon, in one process
   cronium-orchestrator submit [flags] FILE|- enqueue a script on the embedded backend
   cronium-orchestrator validate [flags]      check the configuration, report every problem
+  cronium-orchestrator actors [--json]       the actor tree of a running orchestrator (admin API)
+  cronium-orchestrator actors kill|crash ID  stop an actor, or make it panic, to test restarts
+  cronium-orchestrator cancel JOB_ID         cancel a job the running orchestrator runs
   cronium-orchestrator version
 
 Run "cronium-orchestrator COMMAND -h" for a command's flags.
@@ -44,6 +47,8 @@ func main() {
 		"standalone": cmdStandalone,
 		"submit":     cmdSubmit,
 		"validate":   cmdValidate,
+		"actors":     cmdActors,
+		"cancel":     cmdCancel,
 		"version":    cmdVersion,
 	}
 	name, args := os.Args[1], os.Args[2:]
