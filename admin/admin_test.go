@@ -92,11 +92,11 @@ func (f *fixture) server(t *testing.T, listen string, token secret.Value) *Serve
 				{At: f.now.Add(-time.Second), PID: f.victim.ID, Kind: "job", JobID: "job_1", Reason: "second"},
 			},
 		},
-		jobs: messages.JobList{Jobs: []messages.JobInfo{{JobID: "job_1", Phase: "running", Executor: "container",
-			ClaimedAt: f.now.Add(-time.Minute), Output: []messages.OutputLine{
-				{Stream: "stdout", Text: "hello from the job"},
-				{Stream: "stderr", Text: "<script>alert(1)</script>"},
-			}}}},
+		jobs: messages.JobList{Jobs: []messages.JobInfo{{JobStatus: messages.JobStatus{JobID: "job_1", Phase: "running",
+			Executor: "container", ClaimedAt: f.now.Add(-time.Minute)}, Output: []messages.OutputLine{
+			{Stream: "stdout", Text: "hello from the job"},
+			{Stream: "stderr", Text: "<script>alert(1)</script>"},
+		}}}},
 		fx: f,
 	}
 	pid := f.engine.Spawn(func() actor.Receiver { return sup }, "fakesup", actor.WithID(t.Name()))
@@ -279,16 +279,5 @@ func TestStatusPage(t *testing.T) {
 	m := regexp.MustCompile(`<script nonce="([^"]+)">`).FindStringSubmatch(page)
 	if m == nil || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "'nonce-"+m[1]+"'") {
 		t.Errorf("script nonce and CSP disagree: %v / %s", m, resp.Header.Get("Content-Security-Policy"))
-	}
-}
-
-func waitFor(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -4,43 +4,27 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
 
-// The container example of the API page, verbatim.
-const containerJobJSON = `{
-  "id": "job_8fK2mQ9xZ1aB", "type": "container", "priority": 5,
-  "createdAt": "2025-10-22T14:03:11.512Z", "scheduledFor": "2025-10-22T14:03:11.512Z", "attempts": 0,
-  "execution": {
-    "target": {"type": "local"},
-    "script": {"type": "PYTHON", "content": "print('hello')\n", "workingDirectory": ""},
-    "environment": {"REPORT_DAYS": "7"},
-    "timeout": 30000000000,
-    "inputData": {"orderId": 1234}, "variables": {},
-    "resources": {"cpuLimit": 0.5, "memoryLimit": 536870912, "diskLimit": 1073741824, "pidsLimit": 100},
-    "retryPolicy": {"maxAttempts": 2, "backoffType": "exponential", "backoffDelay": 5}
-  },
-  "metadata": {"eventName": "Nightly report", "triggeredBy": "manual", "logId": 345,
-               "originalType": "SCRIPT", "eventId": 12, "userId": "u_3kq9r2m1"}
-}`
+// The API page's examples: the container job verbatim, and an SSH job as
+// the page describes it (string eventId, key text with real newlines,
+// unknown fields). jobspec's tests read them too.
+var (
+	containerJobJSON = readTestdata("container-job.json")
+	sshJobJSON       = readTestdata("ssh-job.json")
+)
 
-// An SSH job as the page describes it: string eventId, key text with real
-// newlines (JSON \n), an unknown field.
-const sshJobJSON = `{
-  "id": "job_ssh0000001", "type": "ssh", "priority": 0,
-  "createdAt": "2025-10-22T14:03:11.512Z", "scheduledFor": "2025-10-22T14:03:11.512Z", "attempts": 1,
-  "execution": {
-    "target": {"type": "server", "serverId": "3", "serverDetails": {"id": "3", "name": "web-01", "host": "10.0.0.21", "port": 22,
-      "username": "deploy", "privateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n", "passphrase": "pp"}},
-    "script": {"type": "BASH", "content": "uptime", "workingDirectory": "/srv"},
-    "environment": {"N": 7, "DEBUG": true},
-    "timeout": 3600000000000,
-    "inputData": {}, "variables": {}
-  },
-  "metadata": {"eventName": "Uptime", "triggeredBy": "schedule", "logId": 9, "originalType": "SCRIPT",
-               "eventId": "41", "userId": "u_1", "somethingNew": {"x": 1}}
-}`
+func readTestdata(name string) string {
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
 
 func TestPollDecodesPageExamples(t *testing.T) {
 	c, _ := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -17,6 +17,7 @@ import (
 	"github.com/cronium/orchestrator/executors"
 	"github.com/cronium/orchestrator/executors/fake"
 	"github.com/cronium/orchestrator/executors/httpreq"
+	"github.com/cronium/orchestrator/internal/testenv"
 	"github.com/cronium/orchestrator/jobspec"
 	"github.com/cronium/orchestrator/messages"
 )
@@ -88,7 +89,7 @@ func TestCrashedJobActorResumesItsJob(t *testing.T) {
 		t.Run(how, func(t *testing.T) {
 			s, f := fakeStack(t)
 			id := s.submit(bashJob("x", map[string]string{"FAKE_LINES": "40", "FAKE_INTERVAL": "20ms"}))
-			waitFor(t, 5*time.Second, "output to flow", func() bool {
+			testenv.Eventually(t, 5*time.Second, "output to flow", func() bool {
 				o, _ := s.store.Output(context.Background(), id)
 				return strings.Count(o.Stdout, "\n") >= 5
 			})
@@ -139,7 +140,7 @@ func TestRestartBudgetFailsTheJob(t *testing.T) {
 func TestCancelledInTheBackend(t *testing.T) {
 	s, f := fakeStack(t)
 	id := s.submit(bashJob("x", map[string]string{"FAKE_LINES": "1", "FAKE_SLEEP": "30s"}))
-	waitFor(t, 5*time.Second, "job running", func() bool {
+	testenv.Eventually(t, 5*time.Second, "job running", func() bool {
 		v, _ := s.store.Job(context.Background(), id)
 		return v.Status == "running" && f.Starts() == 1
 	})
@@ -172,7 +173,7 @@ func TestCapacityIsNeverExceeded(t *testing.T) {
 func TestKilledLogActorLosesNoOutput(t *testing.T) {
 	s, _ := fakeStack(t)
 	id := s.submit(bashJob("x", map[string]string{"FAKE_LINES": "50", "FAKE_INTERVAL": "10ms"}))
-	waitFor(t, 5*time.Second, "output to flow", func() bool {
+	testenv.Eventually(t, 5*time.Second, "output to flow", func() bool {
 		o, _ := s.store.Output(context.Background(), id)
 		return strings.Count(o.Stdout, "\n") >= 5
 	})
@@ -190,7 +191,7 @@ func TestShutdownStopsAndReportsRunningJobs(t *testing.T) {
 	s, f := fakeStack(t, func(c *config.Config) { c.Jobs.ShutdownGrace = 300 * time.Millisecond })
 	long := s.submit(bashJob("x", map[string]string{"FAKE_SLEEP": "1m"}))
 	short := s.submit(bashJob("x", map[string]string{"FAKE_SLEEP": "100ms"}))
-	waitFor(t, 5*time.Second, "both running", func() bool { return f.Starts() == 2 })
+	testenv.Eventually(t, 5*time.Second, "both running", func() bool { return f.Starts() == 2 })
 	if err := s.stop(); err != nil {
 		t.Fatalf("Run returned %v", err)
 	}

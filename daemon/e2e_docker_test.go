@@ -138,7 +138,7 @@ func TestDockerForkBombIsContained(t *testing.T) {
 func TestDockerCancellation(t *testing.T) {
 	s, cli := dockerStack(t)
 	id := s.submit(script("BASH", "echo started; sleep 60"))
-	waitFor(t, 30*time.Second, "job started", func() bool {
+	testenv.Eventually(t, 30*time.Second, "job started", func() bool {
 		o, _ := s.store.Output(context.Background(), id)
 		return o.Stdout == "started\n"
 	})
@@ -168,7 +168,7 @@ func TestDockerCrashedJobActorReattaches(t *testing.T) {
 	s, cli := dockerStack(t)
 	since := time.Now()
 	id := s.submit(script("BASH", `for i in $(seq 1 40); do echo "line $i"; sleep 0.05; done`))
-	waitFor(t, 30*time.Second, "output to flow", func() bool {
+	testenv.Eventually(t, 30*time.Second, "output to flow", func() bool {
 		o, _ := s.store.Output(context.Background(), id)
 		return strings.Count(o.Stdout, "\n") >= 5
 	})

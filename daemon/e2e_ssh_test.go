@@ -107,14 +107,14 @@ func TestSSHDroppedConnectionResumesThroughTheSupervisor(t *testing.T) {
 	w := watchRestarts(t, s.daemon.Engine())
 	script := `echo run >> /tmp/runs-$CRONIUM_JOB_ID; for i in $(seq 1 30); do echo "line $i"; sleep 0.1; done`
 	id := s.submit(sshJob(script, srv))
-	waitFor(t, 30*time.Second, "output to flow", func() bool {
+	testenv.Eventually(t, 30*time.Second, "output to flow", func() bool {
 		o, _ := s.store.Output(context.Background(), id)
 		return strings.Count(o.Stdout, "\n") >= 5
 	})
 	if err := srv.KillSSHD(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the job actor to crash", func() bool { return w.count(s.jobPID(id)) > 0 })
+	testenv.Eventually(t, 10*time.Second, "the job actor to crash", func() bool { return w.count(s.jobPID(id)) > 0 })
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func TestSSHUnreachableBeyondTheBudgetFailsTheJob(t *testing.T) {
 		c.SSH.ReconnectBackoffMax = 500 * time.Millisecond
 	})
 	id := s.submit(sshJob(`echo started; sleep 30`, srv))
-	waitFor(t, 30*time.Second, "job started", func() bool {
+	testenv.Eventually(t, 30*time.Second, "job started", func() bool {
 		o, _ := s.store.Output(context.Background(), id)
 		return o.Stdout == "started\n"
 	})

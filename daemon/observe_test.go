@@ -95,7 +95,7 @@ func runSomeJobs(t *testing.T, s *stack) (ids []string) {
 	for _, env := range envs {
 		ids = append(ids, s.submit(bashJob("x", env)))
 	}
-	waitFor(t, 5*time.Second, "the slow job to run", func() bool {
+	testenv.Eventually(t, 5*time.Second, "the slow job to run", func() bool {
 		o, _ := s.store.Output(context.Background(), ids[3])
 		return strings.Count(o.Stdout, "\n") >= 3
 	})
@@ -361,7 +361,7 @@ func TestSSHMetrics(t *testing.T) {
 	s := sshStack(t, []*testenv.SSHD{srv}, withListeners, func(c *config.Config) { c.Supervisor.MaxRestarts = 0 })
 	p := "cronium_orchestrator_"
 	id := s.submit(sshJob("echo started; sleep 1", srv))
-	waitFor(t, 15*time.Second, "the SSH job's output", func() bool {
+	testenv.Eventually(t, 15*time.Second, "the SSH job's output", func() bool {
 		o, _ := s.store.Output(context.Background(), id)
 		return strings.Contains(o.Stdout, "started")
 	})

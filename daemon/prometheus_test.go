@@ -38,7 +38,7 @@ func TestPrometheusScrapesTheOrchestrator(t *testing.T) {
 	start := time.Now()
 	for q, ok := range queries {
 		var last string
-		waitFor(t, 20*time.Second, "Prometheus to answer "+q, func() bool {
+		testenv.Eventually(t, 20*time.Second, "Prometheus to answer "+q, func() bool {
 			v, raw, found := queryProm(api, q)
 			last = raw
 			return found && ok(v)
@@ -80,7 +80,7 @@ scrape_configs:
 		}
 	})
 	api := "http://" + listen
-	waitFor(t, 20*time.Second, "Prometheus to be ready", func() bool {
+	testenv.Eventually(t, 20*time.Second, "Prometheus to be ready", func() bool {
 		resp, err := http.Get(api + "/-/ready")
 		if err != nil {
 			return false

@@ -17,6 +17,7 @@ import (
 	"github.com/cronium/orchestrator/config"
 	"github.com/cronium/orchestrator/embedded"
 	"github.com/cronium/orchestrator/executors"
+	"github.com/cronium/orchestrator/internal/testenv"
 	"github.com/cronium/orchestrator/jobspec"
 	"github.com/cronium/orchestrator/secret"
 )
@@ -138,7 +139,7 @@ func terminal(status string) bool {
 func (s *stack) wait(id string, within time.Duration) embedded.JobView {
 	s.t.Helper()
 	var v embedded.JobView
-	waitFor(s.t, within, "job "+id+" terminal", func() bool {
+	testenv.Eventually(s.t, within, "job "+id+" terminal", func() bool {
 		var err error
 		v, err = s.store.Job(context.Background(), id)
 		return err == nil && terminal(v.Status) && v.TerminalUpdates > 0
@@ -152,17 +153,6 @@ func (s *stack) jobPID(jobID string) *actor.PID {
 
 func (s *stack) logPID(jobID string) *actor.PID {
 	return actor.NewPID(s.daemon.Engine().Address(), s.daemon.Supervisor().ID+"/log/"+jobID)
-}
-
-func waitFor(t *testing.T, within time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // lines makes "line 1\n".."line n\n", the fake executor's output.

@@ -30,7 +30,7 @@ func TestStatusPageCrashButton(t *testing.T) {
 	}
 	s, f := observedStack(t, func(c *config.Config) { c.Jobs.ShutdownGrace = 200 * time.Millisecond })
 	id := s.submit(bashJob("x", map[string]string{"FAKE_LINES": "3", "FAKE_SLEEP": "1m"}))
-	waitFor(t, 5*time.Second, "the job to run", func() bool { return f.Starts() == 1 })
+	testenv.Eventually(t, 5*time.Second, "the job to run", func() bool { return f.Starts() == 1 })
 
 	alloc, cancel := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,

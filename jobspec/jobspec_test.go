@@ -3,6 +3,7 @@ package jobspec
 import (
 	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -11,22 +12,14 @@ import (
 	"github.com/cronium/orchestrator/executors"
 )
 
-// The container example of the API page, verbatim.
-const containerJob = `{
-  "id": "job_8fK2mQ9xZ1aB", "type": "container", "priority": 5,
-  "createdAt": "2025-10-22T14:03:11.512Z", "scheduledFor": "2025-10-22T14:03:11.512Z", "attempts": 0,
-  "execution": {
-    "target": {"type": "local"},
-    "script": {"type": "PYTHON", "content": "print('hello')\n", "workingDirectory": ""},
-    "environment": {"REPORT_DAYS": "7"},
-    "timeout": 30000000000,
-    "inputData": {"orderId": 1234}, "variables": {},
-    "resources": {"cpuLimit": 0.5, "memoryLimit": 536870912, "diskLimit": 1073741824, "pidsLimit": 100},
-    "retryPolicy": {"maxAttempts": 2, "backoffType": "exponential", "backoffDelay": 5}
-  },
-  "metadata": {"eventName": "Nightly report", "triggeredBy": "manual", "logId": 345,
-               "originalType": "SCRIPT", "eventId": 12, "userId": "u_3kq9r2m1", "unknownField": [1,2]}
-}`
+// The container example of the API page, verbatim (shared with backend).
+func containerJob(t *testing.T) string {
+	b, err := os.ReadFile("../backend/testdata/container-job.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
 
 func decode(t *testing.T, s string) backend.Job {
 	t.Helper()
@@ -38,7 +31,7 @@ func decode(t *testing.T, s string) backend.Job {
 }
 
 func TestBuildContainerJobFromTheAPIPage(t *testing.T) {
-	plan, err := Build(decode(t, containerJob), "exec_1", time.Hour)
+	plan, err := Build(decode(t, containerJob(t)), "exec_1", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -113,18 +113,23 @@ type JobList struct {
 	Jobs []JobInfo
 }
 
-// JobInfo is one running job as the admin API shows it (the fields of
-// job.Status, which this package cannot import, and the output's tail).
+// JobStatus is how far a running job has come.
+type JobStatus struct {
+	JobID     string    `json:"jobId"`
+	Phase     string    `json:"phase"`
+	Executor  string    `json:"executor,omitempty"`
+	Attempts  int       `json:"attempts"`
+	Restarts  int       `json:"restarts"`
+	ClaimedAt time.Time `json:"claimedAt"`
+	StartedAt time.Time `json:"startedAt,omitzero"`
+	Cancel    string    `json:"cancel,omitempty"`
+}
+
+// JobInfo is one running job as the admin API shows it: its status and
+// the tail of its output.
 type JobInfo struct {
-	JobID     string       `json:"jobId"`
-	Phase     string       `json:"phase"`
-	Executor  string       `json:"executor,omitempty"`
-	Attempts  int          `json:"attempts"`
-	Restarts  int          `json:"restarts"`
-	ClaimedAt time.Time    `json:"claimedAt"`
-	StartedAt time.Time    `json:"startedAt,omitzero"`
-	Cancel    string       `json:"cancel,omitempty"`
-	Output    []OutputLine `json:"output"`
+	JobStatus
+	Output []OutputLine `json:"output"`
 }
 
 // OutputLine is one recent line of a job's output.

@@ -8,6 +8,7 @@ import (
 	"github.com/cronium/orchestrator/backend"
 	"github.com/cronium/orchestrator/executors"
 	"github.com/cronium/orchestrator/jobspec"
+	"github.com/cronium/orchestrator/messages"
 	"github.com/cronium/orchestrator/output"
 )
 
@@ -105,23 +106,11 @@ func (r *Run) ExecutionIDs() []string {
 	return ids
 }
 
-// Status is a Run as the admin API shows it.
-type Status struct {
-	JobID     string    `json:"jobId"`
-	Phase     string    `json:"phase"`
-	Executor  string    `json:"executor,omitempty"`
-	Attempts  int       `json:"attempts"`
-	Restarts  int       `json:"restarts"`
-	ClaimedAt time.Time `json:"claimedAt"`
-	StartedAt time.Time `json:"startedAt,omitempty"`
-	Cancel    string    `json:"cancel,omitempty"`
-}
-
 // Status reads the Run's state; safe from any goroutine.
-func (r *Run) Status() Status {
+func (r *Run) Status() messages.JobStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := Status{JobID: r.job.ID, Phase: r.phase.String(), Attempts: r.attempts,
+	s := messages.JobStatus{JobID: r.job.ID, Phase: r.phase.String(), Attempts: r.attempts,
 		Restarts: max(r.instances-1, 0), ClaimedAt: r.claimedAt, StartedAt: r.started}
 	if r.plan != nil {
 		s.Executor = string(r.plan.Kind)

@@ -24,10 +24,7 @@ func (s *Supervisor) jobList(lines int) messages.JobList {
 	lines = min(max(lines, 0), 1000)
 	var l messages.JobList
 	for _, run := range s.st.runs {
-		st := run.Status()
-		info := messages.JobInfo{JobID: st.JobID, Phase: st.Phase, Executor: st.Executor, Attempts: st.Attempts,
-			Restarts: st.Restarts, ClaimedAt: st.ClaimedAt, StartedAt: st.StartedAt, Cancel: st.Cancel,
-			Output: []messages.OutputLine{}}
+		info := messages.JobInfo{JobStatus: run.Status(), Output: []messages.OutputLine{}}
 		for _, line := range run.Output().Recent(lines) {
 			info.Output = append(info.Output, messages.OutputLine{Stream: line.Stream.String(), Text: line.Text})
 		}

@@ -53,21 +53,7 @@ func cli(t *testing.T, env []string, args ...string) (stdout, stderr string, cod
 
 func TestStandaloneSubmitFollowAndShutdown(t *testing.T) {
 	testenv.Docker(t)
-	data := t.TempDir()
-	sa := exec.Command(binary, "standalone", "--listen", "127.0.0.1:0", "--data", data,
-		"--http-listen", "", "--admin-listen", "", "--jobs-poll-interval", "100ms",
-		"--docker-pull-policy", "never", "--docker-network-mode", "none")
-	stdout, err := sa.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs bytes.Buffer
-	sa.Stderr = &logs
-	if err := sa.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer sa.Process.Kill()
-	server := readServerURL(t, stdout)
+	sa, server, logs := startStandalone(t, "--docker-pull-policy", "never", "--docker-network-mode", "none")
 
 	script := filepath.Join(t.TempDir(), "job.sh")
 	os.WriteFile(script, []byte("echo \"hello from $(id -u)\"\necho oops >&2\nexit 3\n"), 0o644)
@@ -89,7 +75,7 @@ func TestStandaloneSubmitFollowAndShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- sa.Wait() }()
+	go func() { done <- sa.Wait() }() // the cleanup's Wait then returns at once
 	select {
 	case err := <-done:
 		if err != nil {
@@ -98,6 +84,26 @@ func TestStandaloneSubmitFollowAndShutdown(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("standalone did not exit after SIGTERM")
 	}
+}
+
+// startStandalone runs the binary's standalone mode on free ports and
+// returns it, the embedded backend's URL and its log output.
+func startStandalone(t *testing.T, extra ...string) (*exec.Cmd, string, *bytes.Buffer) {
+	t.Helper()
+	args := append([]string{"standalone", "--listen", "127.0.0.1:0", "--data", t.TempDir(),
+		"--http-listen", "", "--admin-listen", "", "--jobs-poll-interval", "100ms"}, extra...)
+	sa := exec.Command(binary, args...)
+	stdout, err := sa.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &bytes.Buffer{}
+	sa.Stderr = logs
+	if err := sa.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sa.Process.Kill(); sa.Wait() })
+	return sa, readServerURL(t, stdout), logs
 }
 
 func readServerURL(t *testing.T, r interface{ Read([]byte) (int, error) }) string {
@@ -171,20 +177,7 @@ func TestSubmitOverSSH(t *testing.T) {
 	keyFile := filepath.Join(dir, "id")
 	os.WriteFile(keyFile, []byte(a.EncryptedKey), 0o600)
 
-	sa := exec.Command(binary, "standalone", "--listen", "127.0.0.1:0", "--data", filepath.Join(dir, "data"),
-		"--http-listen", "", "--admin-listen", "", "--jobs-poll-interval", "100ms", "--docker-enabled=false",
-		"--ssh-known-hosts", known)
-	stdout, err := sa.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs bytes.Buffer
-	sa.Stderr = &logs
-	if err := sa.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer sa.Process.Kill()
-	server := readServerURL(t, stdout)
+	_, server, logs := startStandalone(t, "--docker-enabled=false", "--ssh-known-hosts", known)
 	script := filepath.Join(dir, "job.sh")
 	os.WriteFile(script, []byte("if [ -e /tmp/fail ]; then exit 4; fi; echo \"hello from $(whoami)\"\n"), 0o644)
 

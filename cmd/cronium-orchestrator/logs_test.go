@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cronium/orchestrator/embedded"
+	"github.com/cronium/orchestrator/internal/testenv"
 	"github.com/cronium/orchestrator/secret"
 )
 
@@ -42,7 +43,7 @@ func TestLogsAreStructuredWithJobFields(t *testing.T) {
 	logger, logs := captureLogs(t, "json")
 	o := startOps(t, logger)
 	id := o.submit(t, bash(map[string]string{"FAKE_LINES": "20", "FAKE_INTERVAL": "10ms"}))
-	eventually(t, 5*time.Second, "the job to run", func() bool { return o.fake.Starts() == 1 })
+	testenv.Eventually(t, 5*time.Second, "the job to run", func() bool { return o.fake.Starts() == 1 })
 	if _, err := runCmd(runActors, "crash", "supervisor/root/job/"+id, "--admin", o.admin); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func TestSecretsAreNeverEmitted(t *testing.T) {
 		Password: secret.Value(sshPassword)}}
 	remote := o.submit(t, ssh)
 	failing := o.submit(t, bash(map[string]string{"API_KEY": envSecret, "FAKE_ERROR": "could not pull the image"}))
-	eventually(t, 5*time.Second, "the jobs to run", func() bool { return o.fake.Starts() == 2 })
+	testenv.Eventually(t, 5*time.Second, "the jobs to run", func() bool { return o.fake.Starts() == 2 })
 
 	emitted := map[string]string{}
 	for _, path := range []string{"/", "/live", "/api/actors", "/api/jobs?lines=100"} {

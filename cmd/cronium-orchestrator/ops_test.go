@@ -23,6 +23,7 @@ import (
 	"github.com/cronium/orchestrator/embedded"
 	"github.com/cronium/orchestrator/executors"
 	"github.com/cronium/orchestrator/executors/fake"
+	"github.com/cronium/orchestrator/internal/testenv"
 	"github.com/cronium/orchestrator/jobspec"
 	"github.com/cronium/orchestrator/secret"
 )
@@ -95,7 +96,7 @@ func bash(env map[string]string) embedded.SubmitRequest {
 func (o *opsDaemon) finished(t *testing.T, id string) embedded.JobView {
 	t.Helper()
 	var v embedded.JobView
-	eventually(t, 10*time.Second, "job "+id+" to finish", func() bool {
+	testenv.Eventually(t, 10*time.Second, "job "+id+" to finish", func() bool {
 		var err error
 		v, err = o.store.Job(context.Background(), id)
 		return err == nil && v.TerminalUpdates > 0
@@ -126,17 +127,6 @@ func restarts(text, kind string) float64 {
 	return -1
 }
 
-func eventually(t *testing.T, within time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func runCmd(run func([]string, io.Writer) error, args ...string) (string, error) {
 	var out bytes.Buffer
 	err := run(args, &out)
@@ -149,7 +139,7 @@ func runCmd(run func([]string, io.Writer) error, args ...string) (string, error)
 func TestActorsCommandKillAndCrash(t *testing.T) {
 	o := startOps(t, nil)
 	id := o.submit(t, bash(map[string]string{"FAKE_LINES": "2", "FAKE_SLEEP": "1m"}))
-	eventually(t, 5*time.Second, "the job to run", func() bool { return o.fake.Starts() == 1 })
+	testenv.Eventually(t, 5*time.Second, "the job to run", func() bool { return o.fake.Starts() == 1 })
 	jobPID, logPID := "supervisor/root/job/"+id, "supervisor/root/log/"+id
 
 	out, err := runCmd(runActors, "--admin", o.admin)
@@ -216,7 +206,7 @@ func TestActorsCommandKillAndCrash(t *testing.T) {
 func TestCancelCommand(t *testing.T) {
 	o := startOps(t, nil)
 	id := o.submit(t, bash(map[string]string{"FAKE_LINES": "1", "FAKE_SLEEP": "1m"}))
-	eventually(t, 5*time.Second, "the job to run", func() bool { return o.fake.Starts() == 1 })
+	testenv.Eventually(t, 5*time.Second, "the job to run", func() bool { return o.fake.Starts() == 1 })
 	out, err := runCmd(runCancel, "--admin", o.admin, id)
 	if err != nil || !strings.Contains(out, "cancel requested") {
 		t.Fatalf("cancel: %v %s", err, out)

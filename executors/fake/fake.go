@@ -117,6 +117,12 @@ func (f *Executor) Run(ctx context.Context, spec executors.Spec, out executors.O
 	}
 	f.mu.Unlock()
 
+	return f.follow(ctx, ex, spec, out, first)
+}
+
+// follow streams an execution's output from the resume offsets until it
+// exits, times out, is cancelled or detached.
+func (f *Executor) follow(ctx context.Context, ex *execution, spec executors.Spec, out executors.Output, first bool) (executors.Result, error) {
 	dropAfter, _ := strconv.Atoi(spec.Env["FAKE_DROP_AFTER"])
 	var sentOut, sentErr = spec.Resume.StdoutBytes, spec.Resume.StderrBytes
 	lines := 0

@@ -6,6 +6,7 @@ package testenv
 import (
 	"os"
 	"testing"
+	"time"
 )
 
 // InCI reports whether the tests run in CI (the CI variable is set).
@@ -19,4 +20,17 @@ func Unavailable(t testing.TB, format string, args ...any) {
 		t.Fatalf("required test dependency missing in CI: "+format, args...)
 	}
 	t.Skipf("skipped, dependency missing (make test installs it): "+format, args...)
+}
+
+// Eventually waits until ok holds, checking every 10ms, and fails the test
+// if it does not within the given time: tests wait on outcomes, not sleeps.
+func Eventually(t testing.TB, within time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
