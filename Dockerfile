@@ -18,7 +18,8 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=dev
-RUN go build -ldflags "-s -w -X main.version=${VERSION}" -o /out/cronium-orchestrator ./cmd/cronium-orchestrator \
+ARG COMMIT=unknown
+RUN go build -ldflags "-s -w -X main.version=${VERSION} -X main.commit=${COMMIT}" -o /out/cronium-orchestrator ./cmd/cronium-orchestrator \
  && mkdir -p /out/state && echo 'cronium:x:65532:65532::/nonexistent:/sbin/nologin' > /out/passwd
 
 FROM scratch

@@ -38,12 +38,12 @@ lint:
 	go vet ./...
 
 bench: images
-	go test -run '^$$' -bench . ./...
+	go test -run '^$$' -bench . -benchtime 20x ./...
 
 # The orchestrator's own image (needs a registry for the golang base image;
 # offline, pass GO_IMAGE=<a local image with Go>).
 docker-image:
-	docker build --build-arg VERSION=$(VERSION) $(if $(GO_IMAGE),--build-arg GO_IMAGE=$(GO_IMAGE)) -t cronium/orchestrator:$(VERSION) .
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) $(if $(GO_IMAGE),--build-arg GO_IMAGE=$(GO_IMAGE)) -t cronium/orchestrator:$(VERSION) .
 
 clean:
 	rm -rf bin .cronium

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
+
 	"github.com/cronium/orchestrator/executors"
 )
 
@@ -253,3 +255,38 @@ func BenchmarkRun(b *testing.B) {
 	b.ReportMetric(float64(exec)/n, "exec-ms/op")
 	b.ReportMetric(float64(cleanup)/n, "cleanup-ms/op")
 }
+
+// BenchmarkRawDockerFloor is the floor BenchmarkRun is measured against:
+// the same container (image, limits, init) created, started, waited for
+// and removed through the raw API, with no attach, script delivery or
+// bookkeeping.
+func BenchmarkRawDockerFloor(b *testing.B) {
+	d := newDockerEnv(b)
+	cli := d.cli
+	ctx := context.Background()
+	img := "cronium/runtime-bash:1"
+	for b.Loop() {
+		c, err := cli.ContainerCreate(ctx, &container.Config{Image: img, Cmd: []string{"true"}, User: "65534:65534"},
+			&container.HostConfig{Init: boolPtr(true), NetworkMode: "none", ReadonlyRootfs: true,
+				CapDrop: []string{"ALL"}, Resources: container.Resources{Memory: 256 << 20, PidsLimit: int64Ptr(256)}},
+			nil, nil, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := cli.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		waitC, errC := cli.ContainerWait(ctx, c.ID, container.WaitConditionNotRunning)
+		select {
+		case <-waitC:
+		case err := <-errC:
+			b.Fatal(err)
+		}
+		if err := cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func boolPtr(v bool) *bool    { return &v }
+func int64Ptr(v int64) *int64 { return &v }

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"testing"
 
+	xssh "golang.org/x/crypto/ssh"
+
 	"github.com/cronium/orchestrator/executors"
 )
 
@@ -45,4 +47,31 @@ func BenchmarkJobFreshConnection(b *testing.B)  { benchRun(b, true, "true") }
 func BenchmarkOutput100MB(b *testing.B) {
 	b.SetBytes(100e6)
 	benchRun(b, false, "yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c 100000000")
+}
+
+// BenchmarkRawSessionFloor is the floor BenchmarkJobPooledConnection is
+// measured against: a bare session running "true" on an open connection,
+// with none of the spool, detaching or resume machinery.
+func BenchmarkRawSessionFloor(b *testing.B) {
+	s := sharedSSHD(b)
+	signer, err := xssh.ParsePrivateKey([]byte(s.Key))
+	if err != nil {
+		b.Fatal(err)
+	}
+	client, err := xssh.Dial("tcp", s.Addr, &xssh.ClientConfig{User: s.User,
+		Auth: []xssh.AuthMethod{xssh.PublicKeys(signer)}, HostKeyCallback: xssh.FixedHostKey(s.HostKey)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer client.Close()
+	for b.Loop() {
+		sess, err := client.NewSession()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := sess.Run("true"); err != nil {
+			b.Fatal(err)
+		}
+		sess.Close()
+	}
 }
