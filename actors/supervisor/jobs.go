@@ -72,6 +72,7 @@ func (s *Supervisor) onJobFinished(m messages.JobFinished) {
 		return // a replaced JobActor reported twice
 	}
 	delete(s.st.runs, m.JobID)
+	s.st.finished[m.JobID] = s.deps.Clock.Now()
 	s.obs.JobsActive(len(s.st.runs))
 	s.obs.JobFinished(m.Executor, m.Outcome, m.Duration)
 	s.stopChild(s.st.children[s.childID(KindJob, m.JobID)])
@@ -98,6 +99,7 @@ func (s *Supervisor) freeSlot() {
 func (s *Supervisor) failUnreadable(m messages.JobsUnreadable) {
 	b, log := s.deps.Backend, s.log
 	for _, id := range m.IDs {
+		s.st.finished[id] = s.deps.Clock.Now()
 		s.obs.JobReceived()
 		s.obs.JobFinished("none", job.OutcomeError, 0)
 		go func(id string) {

@@ -19,13 +19,16 @@ type recovered struct{ jobID string }
 // poll whose answer was lost, jobs of an earlier process with this id, or
 // completions that could not be delivered.
 func (s *Supervisor) onOrphans(m messages.OrphansFound) {
+	s.forgetFinished()
 	for _, row := range m.Rows {
+		_, ended := s.st.finished[row.ID]
 		switch {
-		case s.st.runs[row.ID] != nil, s.st.recovering[row.ID]:
+		case s.st.runs[row.ID] != nil, s.st.recovering[row.ID], ended && s.st.pending[row.ID] == nil:
 			continue
 		case s.st.pending[row.ID] != nil:
 			run := s.st.pending[row.ID]
 			if c, ok := run.CompletionPending(); ok {
+				s.st.recovering[row.ID] = true // one retry in flight at a time
 				s.complete(run, c)
 			}
 		case row.Status == backend.StatusClaimed:
@@ -61,4 +64,17 @@ func (s *Supervisor) failOrphan(jobID string) {
 		}
 		log.Warn("failed an orphaned job", "job_id", jobID, "reason", reason)
 	}()
+}
+
+// finishedMemory outlives any orphan request in flight: the client gives
+// up on a call long before.
+const finishedMemory = 30 * time.Minute
+
+func (s *Supervisor) forgetFinished() {
+	cutoff := s.deps.Clock.Now().Add(-finishedMemory)
+	for id, at := range s.st.finished {
+		if at.Before(cutoff) {
+			delete(s.st.finished, id)
+		}
+	}
 }

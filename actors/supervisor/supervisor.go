@@ -93,7 +93,11 @@ type state struct {
 	freedWhileDown int
 	logStates      map[string]*logactor.State
 	recovering     map[string]bool // orphans being failed
-	drain          *drainState
+	// finished remembers jobs this process ended, by when: an orphan
+	// check answered with rows read before a job finished would
+	// otherwise end it a second time.
+	finished map[string]time.Time
+	drain    *drainState
 
 	// For the admin API: the supervisor's own start and restarts (it
 	// cannot see its own crash events; its Producer counts them) and the
@@ -148,6 +152,7 @@ func Spawn(engine *actor.Engine, deps Deps) *actor.PID {
 		pending:    map[string]*job.Run{},
 		logStates:  map[string]*logactor.State{},
 		recovering: map[string]bool{},
+		finished:   map[string]time.Time{},
 		pollerSt:   poller.NewState(deps.Settings.Capacity),
 		startedAt:  deps.Clock.Now(),
 	}
@@ -294,6 +299,7 @@ func (s *Supervisor) complete(run *job.Run, c backend.Completion) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
+		defer kit.Send(engine, self, recovered{jobID: run.JobID()})
 		if err := b.CompleteJob(ctx, run.JobID(), c); err != nil {
 			log.Error("could not deliver the job's completion; will retry", "job_id", run.JobID(), "err", err)
 			run.CompleteFailed(err)

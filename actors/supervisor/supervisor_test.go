@@ -1,0 +1,124 @@
+package supervisor
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anthdm/hollywood/actor"
+
+	"github.com/cronium/orchestrator/actors/job"
+	"github.com/cronium/orchestrator/actors/kit"
+	"github.com/cronium/orchestrator/actors/logactor"
+	"github.com/cronium/orchestrator/actors/poller"
+	"github.com/cronium/orchestrator/backend"
+	"github.com/cronium/orchestrator/executors"
+	"github.com/cronium/orchestrator/executors/fake"
+	"github.com/cronium/orchestrator/internal/testenv"
+	"github.com/cronium/orchestrator/jobspec"
+	"github.com/cronium/orchestrator/messages"
+)
+
+// recordingBackend answers every call and counts the terminal ones. It
+// never hands out jobs: the tests give them to the supervisor directly, to
+// control exactly when each message arrives.
+type recordingBackend struct {
+	mu        sync.Mutex
+	terminal  map[string]int
+	releases  map[string]int
+	completed map[string]backend.Completion
+}
+
+func newRecordingBackend() *recordingBackend {
+	return &recordingBackend{terminal: map[string]int{}, releases: map[string]int{}, completed: map[string]backend.Completion{}}
+}
+
+func (b *recordingBackend) PollJobs(context.Context, int) ([]backend.Job, error)   { return nil, nil }
+func (b *recordingBackend) OrphanedJobs(context.Context) ([]backend.JobRow, error) { return nil, nil }
+func (b *recordingBackend) CreateExecution(context.Context, string, backend.ExecutionCreate) error {
+	return nil
+}
+func (b *recordingBackend) UpdateJobStatus(context.Context, string, string, backend.StatusDetails) error {
+	return nil
+}
+func (b *recordingBackend) UpdateExecution(context.Context, string, backend.ExecutionUpdate) error {
+	return nil
+}
+func (b *recordingBackend) Acknowledge(_ context.Context, id string) (backend.JobRow, error) {
+	return backend.JobRow{ID: id, Status: backend.StatusRunning}, nil
+}
+func (b *recordingBackend) ServerCredentials(context.Context, string) (backend.ServerDetails, error) {
+	return backend.ServerDetails{}, nil
+}
+func (b *recordingBackend) CompleteJob(_ context.Context, id string, c backend.Completion) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.terminal[id]++
+	b.completed[id] = c
+	return nil
+}
+func (b *recordingBackend) FailJob(_ context.Context, id, _ string, _ int) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.terminal[id]++
+	return nil
+}
+func (b *recordingBackend) ReleaseJob(_ context.Context, id, _ string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.releases[id]++
+	return nil
+}
+
+func (b *recordingBackend) counts(id string) (terminal, releases int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.terminal[id], b.releases[id]
+}
+
+func startSupervisor(t *testing.T, b *recordingBackend) (*actor.Engine, *actor.PID) {
+	t.Helper()
+	engine, err := actor.NewEngine(actor.NewEngineConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := Spawn(engine, Deps{
+		Backend:   b,
+		Executors: map[jobspec.Kind]executors.Executor{jobspec.KindContainer: fake.New()},
+		Clock:     kit.RealClock{},
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Settings: Settings{OrchestratorID: "orch-test", Capacity: 4, OutputMaxBytes: 1 << 20, MaxRestarts: 3,
+			RestartWindow: time.Minute,
+			Poll:          poller.Settings{Capacity: 4, PollInterval: time.Hour, MaxBackoff: time.Hour},
+			Job: job.Settings{DefaultTimeout: time.Minute, CancelCheckInterval: time.Hour,
+				BackoffInitial: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond, FinalizeTimeout: time.Second},
+			Logs: logactor.Settings{BatchLines: 100, BatchBytes: 1 << 16, BatchInterval: time.Second}},
+	})
+	t.Cleanup(func() { <-engine.Poison(pid).Done() })
+	return engine, pid
+}
+
+// An orphan check answered with rows read before a job finished must not
+// end that job a second time, nor hand it back to the queue.
+func TestStaleOrphanRowsOfFinishedJobsAreIgnored(t *testing.T) {
+	b := newRecordingBackend()
+	engine, sup := startSupervisor(t, b)
+	j := backend.Job{ID: "job_1", Execution: backend.Execution{
+		Script: &backend.Script{Type: "BASH", Content: "x"}, Environment: backend.FlexStringMap{"FAKE_LINES": "1"}}}
+	kit.Send(engine, sup, messages.JobsClaimed{Jobs: []backend.Job{j}, ClaimedAt: time.Now()})
+	testenv.Eventually(t, 5*time.Second, "the job's completion", func() bool { n, _ := b.counts("job_1"); return n == 1 })
+	// Let the supervisor process JobFinished, then deliver the stale rows.
+	time.Sleep(50 * time.Millisecond)
+	kit.Send(engine, sup, messages.OrphansFound{Rows: []backend.JobRow{
+		{ID: "job_1", Status: backend.StatusRunning}, {ID: "job_1", Status: backend.StatusClaimed}}})
+	time.Sleep(200 * time.Millisecond)
+	if n, r := b.counts("job_1"); n != 1 || r != 0 {
+		t.Fatalf("%d terminal updates and %d releases, want 1 and 0", n, r)
+	}
+	// A genuine orphan is still failed, once.
+	kit.Send(engine, sup, messages.OrphansFound{Rows: []backend.JobRow{{ID: "job_old", Status: backend.StatusRunning}}})
+	testenv.Eventually(t, 5*time.Second, "the orphan failed", func() bool { n, _ := b.counts("job_old"); return n == 1 })
+}
