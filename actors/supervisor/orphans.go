@@ -11,8 +11,12 @@ import (
 	"github.com/cronium/orchestrator/output"
 )
 
-// recovered: an orphan was dealt with.
-type recovered struct{ jobID string }
+// recovered: a terminal call the supervisor made itself (an orphan, a
+// pending completion) returned; ended says it reached the backend.
+type recovered struct {
+	jobID string
+	ended bool
+}
 
 // onOrphans reconciles the jobs the backend lists as claimed or running
 // under this orchestrator's id but that no JobActor here is running: a
@@ -50,7 +54,8 @@ func (s *Supervisor) failOrphan(jobID string) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		defer kit.Send(engine, self, recovered{jobID: jobID})
+		ended := false
+		defer func() { kit.Send(engine, self, recovered{jobID: jobID, ended: ended}) }()
 		for kind, ex := range deps.Executors {
 			if err := ex.Abandon(ctx, executors.Spec{JobID: jobID}); err != nil {
 				log.Warn("could not clean up an orphaned job", "job_id", jobID, "executor", kind, "err", err)
@@ -62,6 +67,7 @@ func (s *Supervisor) failOrphan(jobID string) {
 			log.Error("could not fail an orphaned job; will retry", "job_id", jobID, "err", err)
 			return
 		}
+		ended = true
 		log.Warn("failed an orphaned job", "job_id", jobID, "reason", reason)
 	}()
 }

@@ -127,9 +127,8 @@ type drainState struct {
 
 // Messages private to the supervisor.
 type (
-	drainDeadline    struct{}
-	respawnPoller    struct{}
-	pendingDelivered struct{ jobID string }
+	drainDeadline struct{}
+	respawnPoller struct{}
 )
 
 // Supervisor is one instance of the root actor.
@@ -202,10 +201,12 @@ func (s *Supervisor) Receive(c *actor.Context) {
 		if s.childOfKind(KindPoller) == nil && s.st.drain == nil {
 			s.spawnPoller(c)
 		}
-	case pendingDelivered:
-		delete(s.st.pending, msg.jobID)
 	case recovered:
 		delete(s.st.recovering, msg.jobID)
+		if msg.ended {
+			delete(s.st.pending, msg.jobID)
+			s.st.finished[msg.jobID] = s.deps.Clock.Now()
+		}
 	case messages.ListActors:
 		c.Respond(s.tree())
 	case messages.ListJobs:
@@ -299,13 +300,13 @@ func (s *Supervisor) complete(run *job.Run, c backend.Completion) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		defer kit.Send(engine, self, recovered{jobID: run.JobID()})
-		if err := b.CompleteJob(ctx, run.JobID(), c); err != nil {
+		err := b.CompleteJob(ctx, run.JobID(), c)
+		if err != nil {
 			log.Error("could not deliver the job's completion; will retry", "job_id", run.JobID(), "err", err)
 			run.CompleteFailed(err)
-			return
+		} else {
+			run.MarkCompleted()
 		}
-		run.MarkCompleted()
-		kit.Send(engine, self, pendingDelivered{jobID: run.JobID()})
+		kit.Send(engine, self, recovered{jobID: run.JobID(), ended: err == nil})
 	}()
 }

@@ -122,3 +122,19 @@ func TestStaleOrphanRowsOfFinishedJobsAreIgnored(t *testing.T) {
 	kit.Send(engine, sup, messages.OrphansFound{Rows: []backend.JobRow{{ID: "job_old", Status: backend.StatusRunning}}})
 	testenv.Eventually(t, 5*time.Second, "the orphan failed", func() bool { n, _ := b.counts("job_old"); return n == 1 })
 }
+
+// Once an orphan is failed, a stale list that still shows it running
+// (read before the failure landed) does not fail it again.
+func TestFailedOrphanIsNotFailedTwice(t *testing.T) {
+	b := newRecordingBackend()
+	engine, sup := startSupervisor(t, b)
+	stale := messages.OrphansFound{Rows: []backend.JobRow{{ID: "job_old", Status: backend.StatusRunning}}}
+	kit.Send(engine, sup, stale)
+	testenv.Eventually(t, 5*time.Second, "the orphan failed", func() bool { n, _ := b.counts("job_old"); return n == 1 })
+	time.Sleep(50 * time.Millisecond)
+	kit.Send(engine, sup, stale)
+	time.Sleep(200 * time.Millisecond)
+	if n, _ := b.counts("job_old"); n != 1 {
+		t.Fatalf("%d terminal updates, want 1", n)
+	}
+}
