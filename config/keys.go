@@ -68,16 +68,6 @@ func Keys() []Key {
 	return keys
 }
 
-// KeyByPath finds a key; ok is false when there is none.
-func KeyByPath(path string) (Key, bool) {
-	for _, k := range Keys() {
-		if k.Path == path {
-			return k, true
-		}
-	}
-	return Key{}, false
-}
-
 // Set parses raw for this key's type and stores it in cfg.
 func (k Key) Set(cfg *Config, raw string) error {
 	v := reflect.ValueOf(cfg).Elem().FieldByIndex(k.index)

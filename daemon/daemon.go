@@ -114,9 +114,6 @@ func New(cfg config.Config, opts Options) (*Daemon, error) {
 		registry: reg, metrics: m, version: opts.Version}, nil
 }
 
-// ID is the orchestrator id in use.
-func (d *Daemon) ID() string { return d.id }
-
 // Run starts the orchestrator and blocks until ctx is cancelled; then it
 // shuts down gracefully (see Shutdown).
 func (d *Daemon) Run(ctx context.Context) error {
@@ -197,7 +194,6 @@ func (d *Daemon) supervisorDeps() supervisor.Deps {
 		Observer:  d.metrics,
 		Settings: supervisor.Settings{
 			OrchestratorID: d.id,
-			Capacity:       c.Jobs.MaxConcurrent,
 			OutputMaxBytes: c.Jobs.OutputMaxBytes.Bytes(),
 			RecentLines:    200,
 			MaxRestarts:    c.Supervisor.MaxRestarts,
@@ -214,7 +210,5 @@ func (d *Daemon) supervisorDeps() supervisor.Deps {
 }
 
 // Engine and Supervisor expose the actor system (admin API, tests).
-func (d *Daemon) Engine() *actor.Engine   { return d.engine }
-func (d *Daemon) Supervisor() *actor.PID  { return d.supervisor }
-func (d *Daemon) Client() *backend.Client { return d.client }
-func (d *Daemon) Config() config.Config   { return d.cfg }
+func (d *Daemon) Engine() *actor.Engine  { return d.engine }
+func (d *Daemon) Supervisor() *actor.PID { return d.supervisor }

@@ -29,7 +29,7 @@ func dockerStack(t *testing.T, opts ...stackOption) (*stack, *client.Client) {
 	t.Helper()
 	cli := testenv.Docker(t)
 	for _, img := range []string{config.Default().Docker.ImageBash, config.Default().Docker.ImagePython} {
-		if _, _, err := cli.ImageInspectWithRaw(context.Background(), img); err != nil {
+		if _, err := cli.ImageInspect(context.Background(), img); err != nil {
 			testenv.Unavailable(t, "image %s (run scripts/build-images.sh all): %v", img, err)
 		}
 	}

@@ -201,12 +201,11 @@ func (a *Actor) checkCancel() {
 		return
 	}
 	engine, self, id := a.engine, a.self, r.job.ID
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), a.deps.Settings.CancelCheckInterval*4)
-		defer cancel()
-		row, err := a.deps.Inquirer.Acknowledge(ctx, id)
-		kit.Send(engine, self, cancelChecked{row: row, err: err})
-	}()
+	var row backend.JobRow
+	kit.Go(a.deps.Settings.CancelCheckInterval*4, "cancellation check", func(ctx context.Context) (err error) {
+		row, err = a.deps.Inquirer.Acknowledge(ctx, id)
+		return err
+	}, func(err error) { kit.Send(engine, self, cancelChecked{row: row, err: err}) })
 }
 
 func (a *Actor) onCancelChecked(m cancelChecked) {

@@ -80,10 +80,7 @@ func (a *Actor) step(name string, fn func(ctx context.Context) error, onOK func(
 	r.stepBusy = true
 	r.mu.Unlock()
 	engine, self := a.engine, a.self
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
-		err := kit.Safely(name, func() error { return fn(ctx) })
-		cancel()
+	kit.Go(stepTimeout, name, fn, func(err error) {
 		r.mu.Lock()
 		r.stepBusy = false
 		if err != nil {
@@ -93,7 +90,7 @@ func (a *Actor) step(name string, fn func(ctx context.Context) error, onOK func(
 		}
 		r.mu.Unlock()
 		kit.Send(engine, self, stepDone{})
-	}()
+	})
 }
 
 func (a *Actor) plan() {

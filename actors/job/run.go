@@ -121,13 +121,6 @@ func (r *Run) Status() messages.JobStatus {
 	return s
 }
 
-// Done reports whether the job's terminal update was sent.
-func (r *Run) Done() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.phase == phaseDone
-}
-
 // CompletionPending returns the completion that could not be delivered, if
 // any, so that the supervisor can retry it later. Safe from any goroutine.
 func (r *Run) CompletionPending() (backend.Completion, bool) {

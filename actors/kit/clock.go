@@ -69,13 +69,6 @@ func (c *FakeClock) Advance(d time.Duration) {
 	}
 }
 
-// Pending is the number of timers not yet due.
-func (c *FakeClock) Pending() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.timers)
-}
-
 type fakeTimer struct {
 	clock *FakeClock
 	at    time.Time

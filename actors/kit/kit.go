@@ -6,6 +6,7 @@
 package kit
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"reflect"
@@ -131,6 +132,21 @@ func PanicReason(v any) string {
 		return r
 	}
 	return fmt.Sprint(v)
+}
+
+// Go runs a blocking call (the backend, an executor) off the actor's
+// goroutine, bounded by timeout and with a panic turned into an error,
+// then hands the error to done (which may be nil). Such goroutines are
+// outside any actor's recovery: a panic there would end the process.
+func Go(timeout time.Duration, what string, call func(ctx context.Context) error, done func(error)) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		err := Safely(what, func() error { return call(ctx) })
+		cancel()
+		if done != nil {
+			done(err)
+		}
+	}()
 }
 
 // Safely runs f and turns a panic into an error, for the goroutines actors

@@ -1,8 +1,11 @@
 package kit
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSafelyTurnsPanicsIntoErrors(t *testing.T) {
@@ -23,6 +26,24 @@ func TestTypeName(t *testing.T) {
 	}{{local{}, "local"}, {&local{}, "local"}, {nil, "nil"}, {3, "int"}} {
 		if got := TypeName(tt.msg); got != tt.want {
 			t.Errorf("TypeName(%T) = %q, want %q", tt.msg, got, tt.want)
+		}
+	}
+}
+
+func TestGoBoundsTheCallAndSurvivesPanics(t *testing.T) {
+	errs := make(chan error, 2)
+	Go(time.Minute, "backend call", func(context.Context) error { panic("boom") }, func(err error) { errs <- err })
+	Go(20*time.Millisecond, "slow call", func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() },
+		func(err error) { errs <- err })
+	for i := 0; i < 2; i++ {
+		select {
+		case err := <-errs:
+			if err == nil || !(strings.Contains(err.Error(), "backend call panicked: boom") ||
+				errors.Is(err, context.DeadlineExceeded)) {
+				t.Fatalf("got %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("done was not called")
 		}
 	}
 }

@@ -173,20 +173,19 @@ func (a *Actor) shipLocked(final bool) {
 		fin = *st.final
 	}
 	engine, self, deps, log := a.engine, a.self, a.deps, a.log
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
+	kit.Go(5*time.Minute, "execution update", func(ctx context.Context) error {
 		var err error
 		for i, id := range ids {
 			u := snapshotUpdate(snap)
 			if final {
 				u = finalUpdate(snap, fin, i)
 			}
-			e := kit.Safely("execution update", func() error { return deps.Updater.UpdateExecution(ctx, id, u) })
-			if e != nil && err == nil {
+			if e := deps.Updater.UpdateExecution(ctx, id, u); e != nil && err == nil {
 				err = e
 			}
 		}
+		return err
+	}, func(err error) {
 		st.recordShipped(snap.Stats, final, err, deps.Observer, log)
 		if final {
 			// Delivered or not, the job goes on to its one /complete.
@@ -194,7 +193,7 @@ func (a *Actor) shipLocked(final bool) {
 			return
 		}
 		kit.Send(engine, self, shipped{})
-	}()
+	})
 }
 
 func (st *State) recordShipped(stats output.Stats, final bool, err error, obs Observer, log *slog.Logger) {

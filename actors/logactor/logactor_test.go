@@ -150,3 +150,21 @@ func TestFinalUpdateComesLast(t *testing.T) {
 		t.Fatalf("final update %+v", last)
 	}
 }
+
+// A server of a multi-server job whose own stderr is empty still gets an
+// empty error in its final update, replacing the combined stderr an
+// earlier snapshot put there.
+func TestFinalUpdateOfAServerClearsTheCombinedStderr(t *testing.T) {
+	snap := output.Snapshot{Stdout: "[a] fine\n", Stderr: "[b] failing\n"}
+	fin := messages.FinalizeOutput{ExitCode: 101, Result: executors.Result{Servers: []executors.ServerResult{
+		{Stdout: "fine\n", Result: executors.Result{Exited: true}},
+		{Stderr: "failing\n", Result: executors.Result{Exited: true, ExitCode: 4, Reason: "exited with code 4"}},
+	}}}
+	a, b := finalUpdate(snap, fin, 0), finalUpdate(snap, fin, 1)
+	if *a.Output != "fine\n" || a.Error == nil || *a.Error != "" || *a.ExitCode != 0 {
+		t.Fatalf("server a: output %q error %v exit %d", *a.Output, a.Error, *a.ExitCode)
+	}
+	if *b.Error != "failing\n[cronium] exited with code 4\n" || *b.ExitCode != 4 {
+		t.Fatalf("server b: error %q exit %d", *b.Error, *b.ExitCode)
+	}
+}

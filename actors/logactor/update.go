@@ -38,11 +38,11 @@ func finalUpdate(s output.Snapshot, f messages.FinalizeOutput, i int) backend.Ex
 			exit = sr.Result.ExitCode
 		}
 	}
+	// Error is always set, empty included: it replaces whatever an
+	// earlier snapshot left there (a multi-server snapshot holds every
+	// server's stderr).
 	errText := output.AppendNote(stderr, reason)
-	u := backend.ExecutionUpdate{Output: &stdout, ExitCode: &exit}
-	if errText != "" {
-		u.Error = &errText
-	}
+	u := backend.ExecutionUpdate{Output: &stdout, Error: &errText, ExitCode: &exit}
 	applyTimings(&u, f.Result.Timings)
 	return u
 }

@@ -198,20 +198,28 @@ func (a *Actor) onOrphansChecked(m orphansChecked) {
 	a.next()
 }
 
+// callTimeout bounds a poll or an orphan check beyond the client's own
+// retry budget.
+const callTimeout = 10 * time.Minute
+
 // goDo runs one backend call in a goroutine. Its answer is parked in the
 // State and announced; an instance that missed the announcement (it was
 // killed meanwhile) finds it when it starts.
 func (a *Actor) goDo(call func(ctx context.Context) any) {
 	engine, self, st := a.engine, a.self, a.st
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		res := call(ctx)
+	var res any
+	kit.Go(callTimeout, "poll", func(ctx context.Context) error {
+		res = call(ctx)
+		return nil
+	}, func(err error) {
+		if err != nil { // the call panicked: a failed poll, retried with backoff
+			res = polled{err: err}
+		}
 		st.mu.Lock()
 		st.result = res
 		st.mu.Unlock()
 		kit.Send(engine, self, resultReady{})
-	}()
+	})
 }
 
 func (a *Actor) schedule(d time.Duration) {

@@ -102,26 +102,26 @@ func (s *Supervisor) failUnreadable(m messages.JobsUnreadable) {
 		s.st.finished[id] = s.deps.Clock.Now()
 		s.obs.JobReceived()
 		s.obs.JobFinished("none", job.OutcomeError, 0)
-		go func(id string) {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-			defer cancel()
-			why := "the orchestrator could not read the job: " + m.Reason
-			if err := b.FailJob(ctx, id, why, job.ExitCouldNotRun); err != nil {
+		why := "the orchestrator could not read the job: " + m.Reason
+		kit.Go(callTimeout, "fail job", func(ctx context.Context) error {
+			return b.FailJob(ctx, id, why, job.ExitCouldNotRun)
+		}, func(err error) {
+			if err != nil {
 				log.Error("could not fail an unreadable job", "job_id", id, "err", err)
 			}
-		}(id)
+		})
 	}
 }
 
 func (s *Supervisor) release(jobID, why string) {
 	b, log := s.deps.Backend, s.log
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		if err := b.ReleaseJob(ctx, jobID, why); err != nil {
+	kit.Go(callTimeout, "release job", func(ctx context.Context) error {
+		return b.ReleaseJob(ctx, jobID, why)
+	}, func(err error) {
+		if err != nil {
 			log.Error("could not release job", "job_id", jobID, "err", err)
 		}
-	}()
+	})
 }
 
 func (s *Supervisor) onDrain(m messages.Drain) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/cronium/orchestrator/actors/job"
 	"github.com/cronium/orchestrator/actors/kit"
 	"github.com/cronium/orchestrator/backend"
 	"github.com/cronium/orchestrator/executors"
@@ -51,25 +52,23 @@ func (s *Supervisor) failOrphan(jobID string) {
 	s.st.recovering[jobID] = true
 	engine, self, deps, log := s.engine, s.st.self, s.deps, s.log
 	reason := "the orchestrator restarted while the job was running; its outcome is unknown and what was left of it was stopped"
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		ended := false
-		defer func() { kit.Send(engine, self, recovered{jobID: jobID, ended: ended}) }()
+	kit.Go(callTimeout, "fail orphan", func(ctx context.Context) error {
 		for kind, ex := range deps.Executors {
 			if err := ex.Abandon(ctx, executors.Spec{JobID: jobID}); err != nil {
 				log.Warn("could not clean up an orphaned job", "job_id", jobID, "executor", kind, "err", err)
 			}
 		}
-		c := backend.Completion{Status: backend.StatusFailed, ExitCode: 125,
+		c := backend.Completion{Status: backend.StatusFailed, ExitCode: job.ExitCouldNotRun,
 			Output: backend.CompletionOutput{Stderr: output.AppendNote("", reason)}, Timestamp: deps.Clock.Now()}
-		if err := deps.Backend.CompleteJob(ctx, jobID, c); err != nil {
+		return deps.Backend.CompleteJob(ctx, jobID, c)
+	}, func(err error) {
+		if err != nil {
 			log.Error("could not fail an orphaned job; will retry", "job_id", jobID, "err", err)
-			return
+		} else {
+			log.Warn("failed an orphaned job", "job_id", jobID, "reason", reason)
 		}
-		ended = true
-		log.Warn("failed an orphaned job", "job_id", jobID, "reason", reason)
-	}()
+		kit.Send(engine, self, recovered{jobID: jobID, ended: err == nil})
+	})
 }
 
 // finishedMemory outlives any orphan request in flight: the client gives

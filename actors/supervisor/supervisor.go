@@ -62,7 +62,6 @@ type Observer interface {
 // Settings tune the supervisor and its children.
 type Settings struct {
 	OrchestratorID string
-	Capacity       int
 	OutputMaxBytes int64
 	RecentLines    int
 	MaxRestarts    int
@@ -152,7 +151,7 @@ func Spawn(engine *actor.Engine, deps Deps) *actor.PID {
 		logStates:  map[string]*logactor.State{},
 		recovering: map[string]bool{},
 		finished:   map[string]time.Time{},
-		pollerSt:   poller.NewState(deps.Settings.Capacity),
+		pollerSt:   poller.NewState(deps.Settings.Poll.Capacity),
 		startedAt:  deps.Clock.Now(),
 	}
 	var instances atomic.Int32
@@ -294,13 +293,16 @@ func (s *Supervisor) tree() messages.ActorTree {
 	return t
 }
 
+// callTimeout bounds one backend call the supervisor makes itself, beyond
+// the client's own retry budget.
+const callTimeout = 5 * time.Minute
+
 // complete delivers a completion the JobActor could not, off the actor.
 func (s *Supervisor) complete(run *job.Run, c backend.Completion) {
 	engine, self, b, log := s.engine, s.st.self, s.deps.Backend, s.log
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		err := b.CompleteJob(ctx, run.JobID(), c)
+	kit.Go(callTimeout, "complete job", func(ctx context.Context) error {
+		return b.CompleteJob(ctx, run.JobID(), c)
+	}, func(err error) {
 		if err != nil {
 			log.Error("could not deliver the job's completion; will retry", "job_id", run.JobID(), "err", err)
 			run.CompleteFailed(err)
@@ -308,5 +310,5 @@ func (s *Supervisor) complete(run *job.Run, c backend.Completion) {
 			run.MarkCompleted()
 		}
 		kit.Send(engine, self, recovered{jobID: run.JobID(), ended: err == nil})
-	}()
+	})
 }

@@ -90,7 +90,7 @@ func startSupervisor(t *testing.T, b *recordingBackend) (*actor.Engine, *actor.P
 		Executors: map[jobspec.Kind]executors.Executor{jobspec.KindContainer: fake.New()},
 		Clock:     kit.RealClock{},
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Settings: Settings{OrchestratorID: "orch-test", Capacity: 4, OutputMaxBytes: 1 << 20, MaxRestarts: 3,
+		Settings: Settings{OrchestratorID: "orch-test", OutputMaxBytes: 1 << 20, MaxRestarts: 3,
 			RestartWindow: time.Minute,
 			Poll:          poller.Settings{Capacity: 4, PollInterval: time.Hour, MaxBackoff: time.Hour},
 			Job: job.Settings{DefaultTimeout: time.Minute, CancelCheckInterval: time.Hour,
