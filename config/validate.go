@@ -24,6 +24,10 @@ const (
 	PullAlways       = "always"
 )
 
+// spoolDirForbidden are characters a remote spool directory must not hold:
+// it is used in shell commands on the server.
+const spoolDirForbidden = " \t\n'\"\\$`*?[]{}()<>|&;!#~"
+
 // Validate checks every value and returns all problems at once (an Errors),
 // or nil.
 func (c Config) Validate() error {
@@ -106,14 +110,16 @@ func (c Config) validateSSH(v *validator) {
 	v.positive("ssh.handshake_timeout", s.HandshakeTimeout)
 	v.positive("ssh.keepalive_interval", s.KeepaliveInterval)
 	v.check("ssh.keepalive_max_missed", s.KeepaliveMaxMissed >= 1, "want at least 1")
-	v.check("ssh.max_sessions_per_conn", s.MaxSessionsPerConn >= 1 && s.MaxSessionsPerConn <= 10,
-		"want 1 to 10 (OpenSSH's default MaxSessions is 10)")
+	v.check("ssh.max_sessions_per_conn", s.MaxSessionsPerConn >= 1 && s.MaxSessionsPerConn <= 9,
+		"want 1 to 9: stay below OpenSSH's default MaxSessions of 10")
 	v.check("ssh.max_conns_per_server", s.MaxConnsPerServer >= 1, "want at least 1")
 	v.positive("ssh.idle_timeout", s.IdleTimeout)
 	v.check("ssh.breaker_failures", s.BreakerFailures >= 1, "want at least 1")
 	v.positive("ssh.breaker_open_timeout", s.BreakerOpenTimeout)
 	v.positive("ssh.reconnect_backoff_max", s.ReconnectBackoffMax)
-	v.check("ssh.remote_spool_dir", strings.HasPrefix(s.RemoteSpoolDir, "/"), "want an absolute path")
+	v.check("ssh.remote_spool_dir", strings.HasPrefix(s.RemoteSpoolDir, "/") &&
+		!strings.ContainsAny(s.RemoteSpoolDir, spoolDirForbidden),
+		"want an absolute path without whitespace or shell metacharacters")
 }
 
 type validator struct{ errs Errors }

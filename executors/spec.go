@@ -200,7 +200,8 @@ func (s Server) Address() string {
 	if port == 0 {
 		port = 22
 	}
-	return net.JoinHostPort(s.Host, strconv.Itoa(port)) // [v6]:port
+	host := strings.TrimSuffix(strings.TrimPrefix(s.Host, "["), "]") // "[fe80::1]" or "fe80::1"
+	return net.JoinHostPort(host, strconv.Itoa(port))
 }
 
 // Label names the server in output prefixes and messages.

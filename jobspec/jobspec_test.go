@@ -148,6 +148,7 @@ func TestServerAddress(t *testing.T) {
 		{executors.Server{Host: "10.0.0.21"}, "10.0.0.21:22"},
 		{executors.Server{Host: "web-01", Port: 2222}, "web-01:2222"},
 		{executors.Server{Host: "fe80::1", Port: 22}, "[fe80::1]:22"},
+		{executors.Server{Host: "[fe80::1]", Port: 2222}, "[fe80::1]:2222"},
 	} {
 		if got := tt.srv.Address(); got != tt.want {
 			t.Errorf("Address() = %q, want %q", got, tt.want)

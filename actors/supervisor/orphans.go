@@ -8,6 +8,7 @@ import (
 	"github.com/cronium/orchestrator/actors/kit"
 	"github.com/cronium/orchestrator/backend"
 	"github.com/cronium/orchestrator/executors"
+	"github.com/cronium/orchestrator/jobspec"
 	"github.com/cronium/orchestrator/messages"
 	"github.com/cronium/orchestrator/output"
 )
@@ -40,7 +41,7 @@ func (s *Supervisor) onOrphans(m messages.OrphansFound) {
 			s.release(row.ID, "orchestrator "+s.deps.Settings.OrchestratorID+
 				" claimed the job but did not start it; released to run again")
 		case row.Status == backend.StatusRunning:
-			s.failOrphan(row.ID)
+			s.failOrphan(row)
 		}
 	}
 }
@@ -48,16 +49,21 @@ func (s *Supervisor) onOrphans(m messages.OrphansFound) {
 // failOrphan ends a job an earlier process of this orchestrator was
 // running: whatever is left of it is stopped, and it is reported failed
 // with the reason. (Resuming such jobs is the next step of recovery.)
-func (s *Supervisor) failOrphan(jobID string) {
+func (s *Supervisor) failOrphan(row backend.JobRow) {
+	jobID := row.ID
 	s.st.recovering[jobID] = true
+	execs := orphanExecutors(s.deps.Executors, row.Type)
 	engine, self, deps, log := s.engine, s.st.self, s.deps, s.log
-	reason := "the orchestrator restarted while the job was running; its outcome is unknown and what was left of it was stopped"
+	reason := "the orchestrator restarted while the job was running; its outcome is unknown"
 	kit.Go(callTimeout, "fail orphan", func(ctx context.Context) error {
-		for kind, ex := range deps.Executors {
+		stopped := "; what was left of it was stopped"
+		for kind, ex := range execs {
 			if err := ex.Abandon(ctx, executors.Spec{JobID: jobID}); err != nil {
 				log.Warn("could not clean up an orphaned job", "job_id", jobID, "executor", kind, "err", err)
+				stopped = "; it may still be running where it ran (" + string(kind) + ": " + err.Error() + ")"
 			}
 		}
+		reason += stopped
 		c := backend.Completion{Status: backend.StatusFailed, ExitCode: job.ExitCouldNotRun,
 			Output: backend.CompletionOutput{Stderr: output.AppendNote("", reason)}, Timestamp: deps.Clock.Now()}
 		return deps.Backend.CompleteJob(ctx, jobID, c)
@@ -82,4 +88,14 @@ func (s *Supervisor) forgetFinished() {
 			delete(s.st.finished, id)
 		}
 	}
+}
+
+// orphanExecutors are the executors that may hold what is left of an
+// orphan: the one its job type names (container, ssh), or all of them
+// when the type says nothing.
+func orphanExecutors(all map[jobspec.Kind]executors.Executor, jobType string) map[jobspec.Kind]executors.Executor {
+	if ex, ok := all[jobspec.Kind(jobType)]; ok {
+		return map[jobspec.Kind]executors.Executor{jobspec.Kind(jobType): ex}
+	}
+	return all
 }

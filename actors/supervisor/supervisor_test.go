@@ -2,8 +2,10 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -79,15 +81,19 @@ func (b *recordingBackend) counts(id string) (terminal, releases int) {
 	return b.terminal[id], b.releases[id]
 }
 
-func startSupervisor(t *testing.T, b *recordingBackend) (*actor.Engine, *actor.PID) {
+func startSupervisor(t *testing.T, b *recordingBackend, execs ...map[jobspec.Kind]executors.Executor) (*actor.Engine, *actor.PID) {
 	t.Helper()
+	byKind := map[jobspec.Kind]executors.Executor{jobspec.KindContainer: fake.New()}
+	if len(execs) > 0 {
+		byKind = execs[0]
+	}
 	engine, err := actor.NewEngine(actor.NewEngineConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
 	pid := Spawn(engine, Deps{
 		Backend:   b,
-		Executors: map[jobspec.Kind]executors.Executor{jobspec.KindContainer: fake.New()},
+		Executors: byKind,
 		Clock:     kit.RealClock{},
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Settings: Settings{OrchestratorID: "orch-test", OutputMaxBytes: 1 << 20, MaxRestarts: 3,
@@ -136,5 +142,38 @@ func TestFailedOrphanIsNotFailedTwice(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if n, _ := b.counts("job_old"); n != 1 {
 		t.Fatalf("%d terminal updates, want 1", n)
+	}
+}
+
+// cannotAbandon is an executor that cannot find what to stop (as SSH, when
+// an orphan's servers are unknown).
+type cannotAbandon struct{ fake.Executor }
+
+func (*cannotAbandon) Abandon(context.Context, executors.Spec) error {
+	return errors.New("its servers are not known to this process")
+}
+
+// An orphan is failed saying whether what was left of it was stopped,
+// asking only the executor its job type names.
+func TestOrphanReasonSaysWhetherItWasStopped(t *testing.T) {
+	b := newRecordingBackend()
+	engine, sup := startSupervisor(t, b, map[jobspec.Kind]executors.Executor{
+		jobspec.KindContainer: fake.New(), jobspec.KindSSH: &cannotAbandon{}})
+	kit.Send(engine, sup, messages.OrphansFound{Rows: []backend.JobRow{
+		{ID: "job_c", Type: "container", Status: backend.StatusRunning},
+		{ID: "job_s", Type: "ssh", Status: backend.StatusRunning}}})
+	testenv.Eventually(t, 5*time.Second, "both failed", func() bool {
+		c, _ := b.counts("job_c")
+		s, _ := b.counts("job_s")
+		return c == 1 && s == 1
+	})
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if got := b.completed["job_c"].Output.Stderr; !strings.Contains(got, "what was left of it was stopped") {
+		t.Errorf("container orphan: %q", got)
+	}
+	if got := b.completed["job_s"].Output.Stderr; !strings.Contains(got, "may still be running") ||
+		strings.Contains(got, "was stopped") {
+		t.Errorf("ssh orphan: %q", got)
 	}
 }
