@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -88,7 +89,7 @@ func TestStandaloneSubmitFollowAndShutdown(t *testing.T) {
 
 // startStandalone runs the binary's standalone mode on free ports and
 // returns it, the embedded backend's URL and its log output.
-func startStandalone(t *testing.T, extra ...string) (*exec.Cmd, string, *bytes.Buffer) {
+func startStandalone(t *testing.T, extra ...string) (*exec.Cmd, string, *syncBuffer) {
 	t.Helper()
 	args := append([]string{"standalone", "--listen", "127.0.0.1:0", "--data", t.TempDir(),
 		"--http-listen", "", "--admin-listen", "", "--jobs-poll-interval", "100ms"}, extra...)
@@ -97,13 +98,31 @@ func startStandalone(t *testing.T, extra ...string) (*exec.Cmd, string, *bytes.B
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &bytes.Buffer{}
+	logs := &syncBuffer{}
 	sa.Stderr = logs
 	if err := sa.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sa.Process.Kill(); sa.Wait() })
 	return sa, readServerURL(t, stdout), logs
+}
+
+// syncBuffer is the process's log output, read while it is written.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func readServerURL(t *testing.T, r interface{ Read([]byte) (int, error) }) string {
@@ -211,5 +230,46 @@ func TestSubmitOverSSH(t *testing.T) {
 				t.Fatalf("exit %d stdout %q stderr %q\nlogs:\n%s", code, out, errOut, logs.String())
 			}
 		})
+	}
+}
+
+// SIGTERM drains (the running job gets jobs.shutdown_grace); a second
+// signal exits at once, with a non-zero code, without waiting for it.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	testenv.Docker(t)
+	sa, server, logs := startStandalone(t, "--docker-pull-policy", "never", "--jobs-shutdown-grace", "5m")
+	script := filepath.Join(t.TempDir(), "job.sh")
+	os.WriteFile(script, []byte("echo started; sleep 300\n"), 0o644)
+	out, _, code := cli(t, nil, "submit", "--server", server, script)
+	if code != 0 {
+		t.Fatalf("submit: %d", code)
+	}
+	id := strings.TrimSpace(out)
+	// Exiting at once leaves the job's container behind, by design.
+	t.Cleanup(func() {
+		exec.Command("sh", "-c", "docker rm -f $(docker ps -aq --filter label=cronium.job-id="+id+")").Run()
+	})
+	testenv.Eventually(t, 30*time.Second, "the job to run", func() bool {
+		return strings.Contains(logs.String(), `msg=executing`) && strings.Contains(logs.String(), id)
+	})
+	sa.Process.Signal(syscall.SIGTERM)
+	testenv.Eventually(t, 10*time.Second, "the drain to start", func() bool {
+		return strings.Contains(logs.String(), "draining")
+	})
+	start := time.Now()
+	sa.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- sa.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Fatalf("second signal: exit %v, want 1", err)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Fatalf("exiting took %s", took)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a second SIGTERM did not end the process")
 	}
 }
