@@ -80,19 +80,12 @@ func decodeJobs(raws []json.RawMessage) ([]Job, error) {
 // is the only way to learn a job's current status (e.g. cancelled).
 // ErrNotOwner: another orchestrator holds the job.
 func (c *Client) Acknowledge(ctx context.Context, jobID string) (JobRow, error) {
-	r, err := c.ackRequest(jobID)
-	if err != nil {
-		return JobRow{}, err
-	}
-	var resp struct {
-		Job JobRow `json:"job"`
-	}
-	err = c.call(ctx, r, &resp)
-	return resp.Job, err
+	return c.acknowledge(ctx, jobID, c.call)
 }
 
-// acknowledgeOnce is a single attempt, for use inside another call's retry.
-func (c *Client) acknowledgeOnce(ctx context.Context, jobID string) (JobRow, error) {
+// acknowledge sends the acknowledge with send: c.call (with retries), or
+// c.attempt for a single try inside another call's retry.
+func (c *Client) acknowledge(ctx context.Context, jobID string, send func(context.Context, *request, any) error) (JobRow, error) {
 	r, err := c.ackRequest(jobID)
 	if err != nil {
 		return JobRow{}, err
@@ -100,7 +93,7 @@ func (c *Client) acknowledgeOnce(ctx context.Context, jobID string) (JobRow, err
 	var resp struct {
 		Job JobRow `json:"job"`
 	}
-	err = c.attempt(ctx, r, &resp)
+	err = send(ctx, r, &resp)
 	return resp.Job, err
 }
 
@@ -139,7 +132,12 @@ func (c *Client) UpdateJobStatus(ctx context.Context, jobID, status string, deta
 }
 
 // CompleteJob sends the job's final result: the one terminal update of a
-// run. It never causes two terminal updates (see callOnce). A zero
+// run. It never causes two terminal updates (see callOnce), also across
+// calls: when a CompleteJob, FailJob, terminal UpdateJobStatus or
+// ReleaseJob for the job returned an error after an ambiguous failure (it
+// may have landed), the Client remembers the job, and the next of these
+// calls for it first asks acknowledge whether the earlier one landed; if
+// so it sends nothing and returns nil. A success forgets the job. A zero
 // Timestamp is set to now.
 func (c *Client) CompleteJob(ctx context.Context, jobID string, comp Completion) error {
 	if err := needID("job", jobID); err != nil {
@@ -165,7 +163,8 @@ func (c *Client) CompleteJob(ctx context.Context, jobID string, comp Completion)
 }
 
 // FailJob ends the job as failed with errText, which must not be empty
-// (the backend refuses that with a 400, and the job would stay open).
+// (the backend refuses that with a 400, and the job would stay open). Like
+// CompleteJob it never causes two terminal updates, also across calls.
 func (c *Client) FailJob(ctx context.Context, jobID, errText string, exitCode int) error {
 	if err := needID("job", jobID); err != nil {
 		return err
@@ -186,8 +185,9 @@ func (c *Client) FailJob(ctx context.Context, jobID, errText string, exitCode in
 }
 
 // ReleaseJob puts a job that never started back in the queue. Like the
-// terminal calls it is not repeated once it may have landed: a second
-// release could take the job from an orchestrator that claimed it since.
+// terminal calls it is not repeated once it may have landed, also across
+// calls (see CompleteJob): a second release could take the job from an
+// orchestrator that claimed it since.
 func (c *Client) ReleaseJob(ctx context.Context, jobID, message string) error {
 	if err := needID("job", jobID); err != nil {
 		return err
@@ -215,7 +215,9 @@ func (c *Client) OrphanedJobs(ctx context.Context) ([]JobRow, error) {
 
 // CreateExecution creates the execution row execID (chosen by the caller,
 // at most 100 characters). The backend answers a duplicate id with a 500,
-// so a 500 after an ambiguous failure means the first attempt created it.
+// so a 500 after an attempt whose answer was lost (a *TransportError with
+// Sent set: reset, or timed out waiting) means that attempt created it.
+// A 500 after a 500 is an error.
 func (c *Client) CreateExecution(ctx context.Context, execID string, body ExecutionCreate) error {
 	if err := needID("execution", execID); err != nil {
 		return err
@@ -225,15 +227,20 @@ func (c *Client) CreateExecution(ctx context.Context, execID string, body Execut
 	if err != nil {
 		return err
 	}
-	ambiguous := false
+	mayExist := false
 	return c.retry(ctx, r.route, func(ctx context.Context) error {
 		err := c.attempt(ctx, r, nil)
 		var api *APIError
-		if ambiguous && errors.As(err, &api) && api.Status == http.StatusInternalServerError {
+		if mayExist && errors.As(err, &api) && api.Status == http.StatusInternalServerError {
 			return nil
 		}
-		if IsAmbiguous(err) {
-			ambiguous = true
+		// Only a lost answer (reset or timeout after the request was
+		// sent) leaves the row possibly created. A 500 is no such hint:
+		// the backend answers every failure so, and two plain 500s must
+		// not add up to a success.
+		var te *TransportError
+		if errors.As(err, &te) && te.Sent {
+			mayExist = true
 		}
 		return err
 	})

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -69,6 +70,9 @@ type Client struct {
 	timeout    time.Duration
 	maxElapsed time.Duration
 	obs        Observer
+	// unsure holds the ids (string → struct{}) of jobs whose last
+	// terminal update or release ended in doubt: see callOnce.
+	unsure sync.Map
 	// newBackOff is replaceable so that tests need not wait for real
 	// back-off intervals.
 	newBackOff func() backoff.BackOff
@@ -123,9 +127,6 @@ func New(opts Options) (*Client, error) {
 	}
 	return c, nil
 }
-
-// OrchestratorID is the id this client claims jobs under.
-func (c *Client) OrchestratorID() string { return c.orchID }
 
 func defaultBackOff() backoff.BackOff {
 	b := backoff.NewExponentialBackOff()

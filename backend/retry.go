@@ -199,15 +199,20 @@ func (c *Client) call(ctx context.Context, r *request, out any) error {
 // (the job's row, or the acknowledge's error) and says whether the call is
 // done; its error ends the call.
 //
+// The doubt outlives the call: a call that fails after an ambiguous
+// failure leaves jobID in c.unsure, and the next callOnce for that job
+// (a caller's retry of the same call) starts with the check. Success
+// clears it.
+//
 // One window remains that the backend's API cannot close: a first request
 // still being processed while acknowledge runs. The back-off interval before
 // the check makes that unlikely; a per-attempt timeout far above the
 // backend's latency makes it rarer still.
 func (c *Client) callOnce(ctx context.Context, r *request, jobID string, landed func(JobRow, error) (bool, error)) error {
-	ambiguous := false
-	return c.retry(ctx, r.route, func(ctx context.Context) error {
+	_, ambiguous := c.unsure.Load(jobID)
+	err := c.retry(ctx, r.route, func(ctx context.Context) error {
 		if ambiguous {
-			done, err := landed(c.acknowledgeOnce(ctx, jobID))
+			done, err := landed(c.acknowledge(ctx, jobID, c.attempt))
 			if err != nil || done {
 				return err
 			}
@@ -218,6 +223,13 @@ func (c *Client) callOnce(ctx context.Context, r *request, jobID string, landed 
 		}
 		return err
 	})
+	switch {
+	case err == nil:
+		c.unsure.Delete(jobID)
+	case ambiguous:
+		c.unsure.Store(jobID, struct{}{})
+	}
+	return err
 }
 
 // landedIn returns a landed function for callOnce: the update took effect

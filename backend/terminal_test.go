@@ -141,15 +141,21 @@ func TestTerminalAmbiguityThenNotOwnerStops(t *testing.T) {
 	}
 }
 
+// The backend answers a duplicate execution id with a 500. Only after an
+// attempt whose answer was lost does a 500 mean "created already".
 func TestCreateExecutionDuplicateAfterAmbiguityIsSuccess(t *testing.T) {
 	tests := []struct {
 		name     string
-		first    func(http.ResponseWriter)
+		first    string // how the first attempt fails; later ones are served normally
 		wantErr  bool
-		attempts int
+		attempts int // 0: more than 2 (retried until RetryMaxElapsed)
 	}{
-		{"reset, then duplicate 500", func(w http.ResponseWriter) { resetConn(t, w) }, false, 2},
-		{"400 is final", func(w http.ResponseWriter) { writeJSON(w, 400, `{"error":"jobId required"}`) }, true, 1},
+		{"reset after create, then duplicate 500", "reset after create", false, 2},
+		{"timeout after create, then duplicate 500", "timeout after create", false, 2},
+		{"500 (not a duplicate), then created", "500", false, 2},
+		{"500, 500 (not a duplicate)", "500 always", true, 0},
+		{"500 after create, then duplicate 500", "500 after create", true, 0},
+		{"400 is final", "400", true, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -160,22 +166,111 @@ func TestCreateExecutionDuplicateAfterAmbiguityIsSuccess(t *testing.T) {
 				mu.Lock()
 				defer mu.Unlock()
 				attempts++
+				if tt.first == "500 always" {
+					writeJSON(w, 500, `{"error":"Internal server error","details":"connection terminated"}`)
+					return
+				}
 				if created[r.URL.Path] {
 					writeJSON(w, 500, `{"error":"Internal server error","details":"duplicate key"}`)
 					return
 				}
+				if attempts == 1 {
+					switch tt.first {
+					case "500":
+						writeJSON(w, 500, `{"error":"Internal server error","details":"connection terminated"}`)
+						return
+					case "400":
+						writeJSON(w, 400, `{"error":"jobId required"}`)
+						return
+					}
+				}
 				created[r.URL.Path] = true
 				if attempts == 1 {
-					tt.first(w)
-					return
+					switch tt.first {
+					case "reset after create":
+						resetConn(t, w)
+						return
+					case "500 after create":
+						writeJSON(w, 500, `{"error":"Internal server error"}`)
+						return
+					case "timeout after create":
+						mu.Unlock()
+						<-r.Context().Done()
+						mu.Lock()
+						return
+					}
 				}
 				writeJSON(w, 200, `{"success":true}`)
-			}))
+			}), func(o *Options) {
+				o.RequestTimeout = 200 * time.Millisecond
+				o.RetryMaxElapsed = 300 * time.Millisecond
+			})
 			err := c.CreateExecution(context.Background(), "exec_1", ExecutionCreate{JobID: "job_1"})
-			if (err != nil) != tt.wantErr || attempts != tt.attempts {
-				t.Fatalf("err = %v after %d attempts; want error %v after %d", err, attempts, tt.wantErr, tt.attempts)
+			mu.Lock()
+			defer mu.Unlock()
+			if (err != nil) != tt.wantErr || tt.attempts > 0 && attempts != tt.attempts || tt.attempts == 0 && attempts <= 2 {
+				t.Fatalf("err = %v after %d attempts; want error %v after %d (0: more than 2)", err, attempts, tt.wantErr, tt.attempts)
 			}
 		})
+	}
+}
+
+// The exactly-once guard outlives one call: a CompleteJob that ran out of
+// retries after the backend applied it leaves the Client in doubt, and
+// the caller's next CompleteJob for the job asks before sending.
+func TestTerminalDoubtOutlivesTheCall(t *testing.T) {
+	var mu sync.Mutex
+	broken := true // every answer is lost
+	status, terminals, acks := "running", 0, 0
+	c, _ := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.URL.Path == "/api/internal/jobs/job_1/acknowledge" {
+			acks++
+			if broken {
+				resetConn(t, w)
+				return
+			}
+			b, _ := json.Marshal(map[string]any{"success": true, "job": map[string]any{"id": "job_1", "status": status}})
+			writeJSON(w, 200, string(b))
+			return
+		}
+		terminals++
+		status = StatusCompleted
+		if broken {
+			resetConn(t, w)
+			return
+		}
+		writeJSON(w, 200, `{"success":true}`)
+	}), func(o *Options) { o.RetryMaxElapsed = 200 * time.Millisecond })
+	complete := func() error {
+		return c.CompleteJob(context.Background(), "job_1", Completion{Status: StatusCompleted})
+	}
+
+	if err := complete(); !IsAmbiguous(err) {
+		t.Fatalf("first CompleteJob: %v, want an ambiguous error", err)
+	}
+	mu.Lock()
+	broken, acks = false, 0
+	mu.Unlock()
+	if err := complete(); err != nil {
+		t.Fatalf("second CompleteJob: %v", err)
+	}
+	mu.Lock()
+	if terminals != 1 || acks != 1 {
+		t.Fatalf("after the second call: %d terminal updates, %d acks; want 1 and 1", terminals, acks)
+	}
+	acks = 0
+	mu.Unlock()
+
+	// The success cleared the doubt: a further call goes straight out.
+	if err := complete(); err != nil {
+		t.Fatalf("third CompleteJob: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if terminals != 2 || acks != 0 {
+		t.Fatalf("after the third call: %d terminal updates, %d acks; want 2 and 0", terminals, acks)
 	}
 }
 

@@ -75,9 +75,18 @@ func TestClaimIsExclusiveUnderConcurrentPollers(t *testing.T) {
 	t.Logf("claims per orchestrator: %v", per)
 }
 
-// The claim stays exclusive with separate connections too (two processes
-// on one file): the conditional UPDATE and BEGIN IMMEDIATE, not the
-// single connection, are what guarantee it.
+// Two Stores on one file stand for two processes: their single
+// connections serialise nothing between them. What keeps the claim
+// exclusive is SQLite's one write lock, which a claim's transaction holds
+// from BEGIN (Open sets _txlock=immediate) to COMMIT: one claim, from its
+// read of the queue to its commit, runs wholly before or after the other.
+// The UPDATE's re-check of status and owner adds nothing here (its
+// subquery and the update read one snapshot); it mirrors the real
+// backend's conditional update on a database with row locks. The test
+// fails if the queue is read outside the locked transaction and the
+// UPDATE does not re-check (jobs claimed twice), or if a read and an
+// unconditional UPDATE run as separate statements in a deferred
+// transaction (SQLITE_BUSY_SNAPSHOT).
 func TestClaimIsExclusiveAcrossStoresOnOneFile(t *testing.T) {
 	e := newEnv(t)
 	const n = 200

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/cronium/orchestrator/backend"
 )
 
 // completeBody is the body of POST /jobs/{id}/complete. Output may be a
@@ -46,19 +48,19 @@ func (b completeBody) complete() (completion, error) {
 	c := completion{exitCode: deref(b.ExitCode, 0)}
 	isTimeout := false
 	switch strings.ToLower(b.Status) {
-	case "completed":
-		c.status = "completed"
-	case "failed":
-		c.status = "failed"
-	case "timeout":
-		c.status, isTimeout = "failed", true
-	case "cancelled":
-		c.status = "cancelled"
+	case backend.StatusCompleted:
+		c.status = backend.StatusCompleted
+	case backend.StatusFailed:
+		c.status = backend.StatusFailed
+	case backend.StatusTimeout:
+		c.status, isTimeout = backend.StatusFailed, true
+	case backend.StatusCancelled:
+		c.status = backend.StatusCancelled
 	default:
 		isTimeout = b.Status == "" && c.exitCode == -1
-		c.status = "failed"
+		c.status = backend.StatusFailed
 		if c.exitCode == 0 {
-			c.status = "completed"
+			c.status = backend.StatusCompleted
 		}
 	}
 	if isTimeout {
@@ -67,7 +69,7 @@ func (b completeBody) complete() (completion, error) {
 	if err := b.decodeOutput(&c); err != nil {
 		return c, err
 	}
-	if c.status == "failed" {
+	if c.status == backend.StatusFailed {
 		switch {
 		case c.stderr != nil && *c.stderr != "" && isTimeout:
 			c.lastError = ptr(timedOut + "\n" + *c.stderr)
@@ -108,7 +110,7 @@ func (b completeBody) decodeOutput(c *completion) error {
 
 func (s *Server) handleComplete(w http.ResponseWriter, r *http.Request) {
 	var body completeBody
-	if _, err := readBody(r, &body); err != nil {
+	if err := readBody(r, &body); err != nil {
 		writeFailure(w, err, "")
 		return
 	}

@@ -169,3 +169,34 @@ func TestExitCodeFor(t *testing.T) {
 		}
 	}
 }
+
+// Output serves the newest execution's snapshot (by creation time, then
+// insertion order) until the final output is stored, then that; Job's
+// output agrees.
+func TestOutputIsTheLatestSnapshotThenTheFinal(t *testing.T) {
+	e := newEnv(t)
+	id := e.submit(bashJob("true"))
+	e.claim("o1", 1)
+	c := e.client("o1")
+	ctx := context.Background()
+	check := func(stdout string, final bool) {
+		t.Helper()
+		o, err := e.public.Output(ctx, id)
+		if err != nil || o.Stdout != stdout || o.Final != final || e.job(id).Output != o {
+			t.Fatalf("output = %+v, %v; job's %+v; want stdout %q, final %v", o, err, e.job(id).Output, stdout, final)
+		}
+	}
+	check("", false)
+	at := e.clock.Now()
+	for _, ex := range []string{"exec_b", "exec_a"} { // one creation time: insertion order decides
+		mustDo(t, e.store.createExecution(ctx, ex, id, "", "", "o1", at))
+		snap := "from " + ex
+		mustDo(t, c.UpdateExecution(ctx, ex, backend.ExecutionUpdate{Output: &snap}))
+	}
+	check("from exec_a", false)
+	mustDo(t, e.store.createExecution(ctx, "exec_0", id, "", "", "o1", e.clock.Now()))
+	check("", false) // the newest has no output yet
+	mustDo(t, c.CompleteJob(ctx, id, backend.Completion{Status: backend.StatusCompleted,
+		Output: backend.CompletionOutput{Stdout: "final"}}))
+	check("final", true)
+}

@@ -3,6 +3,7 @@ package embedded
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -66,7 +67,7 @@ func (s *Server) handleAcknowledge(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		OrchestratorID string `json:"orchestratorId"`
 	}
-	if _, err := readBody(r, &body); err != nil {
+	if err := readBody(r, &body); err != nil {
 		writeFailure(w, err, "")
 		return
 	}
@@ -95,7 +96,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 			Error    *string `json:"error"`
 		} `json:"details"`
 	}
-	if _, err := readBody(r, &body); err != nil {
+	if err := readBody(r, &body); err != nil {
 		writeFailure(w, err, "")
 		return
 	}
@@ -110,15 +111,15 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	case "":
 		writeError(w, http.StatusBadRequest, "Status required")
 		return
-	case "running": // (re)sets startedAt on every call
+	case backend.StatusRunning: // (re)sets startedAt on every call
 		j, err = s.store.updateJob(r.Context(), r.PathValue("id"), now, ev,
 			`status = 'running', started_at = ?`, now.UnixMilli())
-	case "completed":
+	case backend.StatusCompleted:
 		ev.terminal = true
 		j, err = s.store.updateJob(r.Context(), r.PathValue("id"), now, ev,
 			`status = 'completed', completed_at = ?, result = json_object('exitCode', ?)`,
 			now.UnixMilli(), deref(d.ExitCode, 0))
-	case "failed":
+	case backend.StatusFailed:
 		ev.terminal = true
 		errText := "Unknown error"
 		if d.Error != nil {
@@ -146,7 +147,7 @@ func (s *Server) handleFail(w http.ResponseWriter, r *http.Request) {
 		Error    string `json:"error"`
 		ExitCode *int   `json:"exitCode"`
 	}
-	if _, err := readBody(r, &body); err != nil {
+	if err := readBody(r, &body); err != nil {
 		writeFailure(w, err, "")
 		return
 	}
@@ -171,7 +172,7 @@ func (s *Server) handleRelease(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Message *string `json:"message"`
 	}
-	if _, err := readBody(r, &body); err != nil {
+	if err := readBody(r, &body); err != nil {
 		writeFailure(w, err, "")
 		return
 	}
@@ -188,10 +189,7 @@ func (s *Server) handleRelease(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleOrphaned(w http.ResponseWriter, r *http.Request) {
-	orch := r.URL.Query().Get("orchestratorId")
-	if orch == "" {
-		orch = r.Header.Get("X-Orchestrator-ID")
-	}
+	orch := r.URL.Query().Get("orchestratorId") // the real route reads no header here
 	if orch == "" {
 		writeError(w, http.StatusBadRequest, msgOrchRequired)
 		return
@@ -214,7 +212,7 @@ func (s *Server) handleExecutionCreate(w http.ResponseWriter, r *http.Request) {
 		ServerID   backend.FlexString `json:"serverId"`
 		ServerName string             `json:"serverName"`
 	}
-	if _, err := readBody(r, &body); err != nil {
+	if err := readBody(r, &body); err != nil {
 		writeFailure(w, err, "")
 		return
 	}
@@ -237,29 +235,16 @@ var timingKeys = []string{"setupStartedAt", "setupCompletedAt", "executionStarte
 	"cleanupStartedAt", "cleanupCompletedAt", "setupDuration", "executionDuration", "cleanupDuration", "totalDuration"}
 
 func (s *Server) handleExecutionUpdate(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		Status      *string         `json:"status"`
-		StartedAt   *time.Time      `json:"startedAt"`
-		CompletedAt *time.Time      `json:"completedAt"`
-		ExitCode    *int            `json:"exitCode"`
-		Output      *string         `json:"output"`
-		Error       *string         `json:"error"`
-		Metadata    json.RawMessage `json:"metadata"`
-	}
-	raw, err := readBody(r, &body)
-	if err != nil {
+	// Fields are told present from absent, as the real route does.
+	var raw map[string]json.RawMessage
+	if err := readBody(r, &raw); err != nil {
 		writeFailure(w, err, "")
 		return
 	}
-	u := execUpdate{Status: body.Status, StartedAt: body.StartedAt, CompletedAt: body.CompletedAt,
-		ExitCode: body.ExitCode, Output: body.Output, Error: body.Error, Timings: map[string]json.RawMessage{}}
-	if string(body.Metadata) != "null" {
-		u.Metadata = body.Metadata
-	}
-	for _, k := range timingKeys {
-		if v, ok := raw[k]; ok && string(v) != "null" {
-			u.Timings[k] = v
-		}
+	u, err := decodeExecUpdate(raw)
+	if err != nil {
+		writeFailure(w, err, "")
+		return
 	}
 	e, err := s.store.updateExecution(r.Context(), r.PathValue("id"), u, r.Header.Get("X-Orchestrator-ID"), s.now())
 	if err != nil {
@@ -267,6 +252,29 @@ func (s *Server) handleExecutionUpdate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "execution": e.view()})
+}
+
+// decodeExecUpdate reads an execution update's fields; null counts as
+// absent.
+func decodeExecUpdate(raw map[string]json.RawMessage) (execUpdate, error) {
+	u := execUpdate{Timings: map[string]json.RawMessage{}}
+	for k, into := range map[string]any{"status": &u.Status, "startedAt": &u.StartedAt,
+		"completedAt": &u.CompletedAt, "exitCode": &u.ExitCode, "output": &u.Output, "error": &u.Error} {
+		if v, ok := raw[k]; ok {
+			if err := json.Unmarshal(v, into); err != nil {
+				return u, fmt.Errorf("decode %s: %w", k, err)
+			}
+		}
+	}
+	if v, ok := raw["metadata"]; ok && string(v) != "null" {
+		u.Metadata = v
+	}
+	for _, k := range timingKeys {
+		if v, ok := raw[k]; ok && string(v) != "null" {
+			u.Timings[k] = v
+		}
+	}
+	return u, nil
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
@@ -280,7 +288,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 // handleAccept takes a heartbeat or health report and ignores it, as the
 // real backend does today; only the body must parse.
 func (s *Server) handleAccept(w http.ResponseWriter, r *http.Request) {
-	if _, err := readBody(r, nil); err != nil {
+	if err := readBody(r, nil); err != nil {
 		writeFailure(w, err, "")
 		return
 	}

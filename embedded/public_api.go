@@ -21,7 +21,7 @@ func (s *Server) routePublic() {
 
 func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	var req SubmitRequest
-	if _, err := readBody(r, &req); err != nil {
+	if err := readBody(r, &req); err != nil {
 		if errors.Is(err, errInvalidText) {
 			writeFailure(w, err, "")
 			return

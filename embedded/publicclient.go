@@ -38,26 +38,27 @@ func (c *PublicClient) Format(f fmt.State, _ rune) {
 	fmt.Fprintf(f, "embedded.PublicClient{%s}", c.base)
 }
 
-// Submit submits a job and returns its id.
+// Submit submits a job and returns its id. The body it sends is the only
+// encoding of req that reveals its servers' credentials.
 func (c *PublicClient) Submit(ctx context.Context, req SubmitRequest) (string, error) {
 	var resp struct {
 		ID string `json:"id"`
 	}
-	err := c.do(ctx, http.MethodPost, "/api/jobs", req, &resp)
+	err := c.do(ctx, http.MethodPost, "/api/jobs", false, req.wire(), &resp)
 	return resp.ID, err
 }
 
 // Job returns the job's view.
 func (c *PublicClient) Job(ctx context.Context, id string) (JobView, error) {
 	var v JobView
-	err := c.do(ctx, http.MethodGet, "/api/jobs/"+url.PathEscape(id), nil, &v)
+	err := c.do(ctx, http.MethodGet, "/api/jobs/"+url.PathEscape(id), true, nil, &v)
 	return v, err
 }
 
 // Output returns the job's output as it stands.
 func (c *PublicClient) Output(ctx context.Context, id string) (OutputView, error) {
 	var o OutputView
-	err := c.do(ctx, http.MethodGet, "/api/jobs/"+url.PathEscape(id)+"/output", nil, &o)
+	err := c.do(ctx, http.MethodGet, "/api/jobs/"+url.PathEscape(id)+"/output", true, nil, &o)
 	return o, err
 }
 
@@ -66,7 +67,7 @@ func (c *PublicClient) Events(ctx context.Context, id string) ([]Event, error) {
 	var resp struct {
 		Events []Event `json:"events"`
 	}
-	err := c.do(ctx, http.MethodGet, "/api/jobs/"+url.PathEscape(id)+"/events", nil, &resp)
+	err := c.do(ctx, http.MethodGet, "/api/jobs/"+url.PathEscape(id)+"/events", true, nil, &resp)
 	return resp.Events, err
 }
 
@@ -83,17 +84,20 @@ func (c *PublicClient) List(ctx context.Context, status string, limit int) ([]Jo
 	var resp struct {
 		Jobs []JobView `json:"jobs"`
 	}
-	err := c.do(ctx, http.MethodGet, "/api/jobs?"+q.Encode(), nil, &resp)
+	err := c.do(ctx, http.MethodGet, "/api/jobs?"+q.Encode(), false, nil, &resp)
 	return resp.Jobs, err
 }
 
 // Cancel marks the job cancelled; the orchestrator notices on its next
 // acknowledge.
 func (c *PublicClient) Cancel(ctx context.Context, id string) error {
-	return c.do(ctx, http.MethodPost, "/api/jobs/"+url.PathEscape(id)+"/cancel", struct{}{}, nil)
+	return c.do(ctx, http.MethodPost, "/api/jobs/"+url.PathEscape(id)+"/cancel", true, struct{}{}, nil)
 }
 
-func (c *PublicClient) do(ctx context.Context, method, path string, body, out any) error {
+// do sends one request. perJob: path names one job, so a 404 means that
+// job is unknown (ErrJobNotFound); elsewhere a 404 means a wrong server
+// and is reported as such.
+func (c *PublicClient) do(ctx context.Context, method, path string, perJob bool, body, out any) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -121,15 +125,17 @@ func (c *PublicClient) do(ctx context.Context, method, path string, body, out an
 	if err != nil {
 		return fmt.Errorf("embedded: %s %s: read: %w", method, path, err)
 	}
-	if resp.StatusCode == http.StatusNotFound {
+	if resp.StatusCode == http.StatusNotFound && perJob {
 		return fmt.Errorf("%w: %s", ErrJobNotFound, path)
 	}
 	if resp.StatusCode/100 != 2 {
 		var e struct {
 			Error string `json:"error"`
 		}
-		_ = json.Unmarshal(data, &e)
-		return fmt.Errorf("embedded: %s %s: %s: %s", method, path, resp.Status, e.Error)
+		if json.Unmarshal(data, &e) != nil || e.Error == "" {
+			e.Error = "not an answer of the embedded backend's API (wrong server?)"
+		}
+		return fmt.Errorf("embedded: %s %s: %s: %s", method, c.base+path, resp.Status, e.Error)
 	}
 	if out == nil {
 		return nil

@@ -1,6 +1,8 @@
 package embedded
 
 import (
+	"errors"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -31,6 +33,7 @@ func TestInternalAPIQuirks(t *testing.T) {
 		{"invalid JSON", "POST", "/api/internal/jobs/{job}/release", "{", nil, 500, "Internal server error"},
 		{"empty body on heartbeat", "POST", "/api/internal/orchestrator/heartbeat", "", nil, 500, "Internal server error"},
 		{"queue without orchestrator id", "GET", "/api/internal/jobs/queue", "", map[string]string{"X-Orchestrator-ID": ""}, 400, "Orchestrator ID required"},
+		{"orphaned without ?orchestratorId (the header does not count)", "GET", "/api/internal/jobs/orphaned", "", nil, 400, "Orchestrator ID required"},
 		{"credentials without orchestrator id", "GET", "/api/internal/servers/1/credentials", "", map[string]string{"X-Orchestrator-ID": ""}, 400, "Orchestrator ID required"},
 		{"credentials unknown server", "GET", "/api/internal/servers/999/credentials", "", nil, 404, "Server not found"},
 		{"ack by another orchestrator", "POST", "/api/internal/jobs/{job}/acknowledge", `{"orchestratorId":"o2"}`, nil, 403, "not claimed by this orchestrator"},
@@ -87,3 +90,44 @@ func TestAcceptedOrchestratorCalls(t *testing.T) {
 		}
 	}
 }
+
+// readBody walks a body for NUL only when it has the escape \u0000; these
+// pin that the shortcut refuses and accepts what a full walk would.
+func TestReadBody(t *testing.T) {
+	tests := []struct {
+		name, body string
+		want       error // nil: accepted; errOther: refused otherwise
+	}{
+		{"object", `{"a":"x"}`, nil},
+		{"null", `null`, nil},
+		{"escaped backslash before u0000 is no NUL", `{"a":"\\u0000"}`, nil},
+		{"NUL in an unknown nested field", `{"x":[{"y":"a\u0000"}]}`, errInvalidText},
+		{"NUL in a key", `{"k\u0000":1}`, errInvalidText},
+		{"invalid UTF-8 outside strings", "{\"a\":1}\xff", errInvalidText},
+		{"empty", ``, errBadBody},
+		{"broken", `{"a":`, errBadBody},
+		{"broken with a NUL", `{"a":"\u0000"`, errBadBody},
+		{"not an object", `["a"]`, errOther},
+		{"wrong type", `{"status":1}`, errOther},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var into struct {
+				Status string `json:"status"`
+			}
+			for _, target := range []any{&into, nil} {
+				err := readBody(httptest.NewRequest("POST", "/", strings.NewReader(tt.body)), target)
+				if target == nil && tt.name == "wrong type" {
+					continue // nothing to decode into
+				}
+				switch {
+				case tt.want == errOther && (err == nil || errors.Is(err, errInvalidText) || errors.Is(err, errBadBody)),
+					tt.want != errOther && !errors.Is(err, tt.want):
+					t.Fatalf("readBody(%q, %T) = %v, want %v", tt.body, target, err, tt.want)
+				}
+			}
+		})
+	}
+}
+
+var errOther = errors.New("another refusal")

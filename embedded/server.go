@@ -89,32 +89,39 @@ var errBadBody = errors.New("unexpected end of JSON input")
 
 // readBody decodes a POST/PUT body the way the real handlers do: an empty
 // or non-JSON body is a 500, and so (after PostgreSQL) is any string with
-// a NUL byte or invalid UTF-8. raw holds the object's fields, so that
-// "present" can be told from "absent".
-func readBody(r *http.Request, into any) (raw map[string]json.RawMessage, err error) {
+// a NUL byte or invalid UTF-8. into points to a struct or a map, so the
+// body must be an object (or null); nil checks just that.
+func readBody(r *http.Request, into any) error {
 	data, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
 	if err != nil {
-		return nil, fmt.Errorf("read body: %w", err)
+		return fmt.Errorf("read body: %w", err)
 	}
 	if !utf8.Valid(data) {
-		return nil, errInvalidText
+		return errInvalidText
 	}
-	var generic any
-	if err := json.Unmarshal(data, &generic); err != nil {
-		return nil, errBadBody
-	}
-	if hasNUL(generic) {
-		return nil, errInvalidText
-	}
-	if err := json.Unmarshal(data, &raw); err != nil {
-		return nil, fmt.Errorf("body is not an object: %w", err)
-	}
-	if into != nil {
-		if err := json.Unmarshal(data, into); err != nil {
-			return nil, fmt.Errorf("decode body: %w", err)
+	// Valid JSON can carry a NUL only as the escape \u0000: only then is
+	// the document walked (a match may be an escaped backslash).
+	if bytes.Contains(data, []byte(`\u0000`)) {
+		var generic any
+		if err := json.Unmarshal(data, &generic); err != nil {
+			return errBadBody
+		}
+		if hasNUL(generic) {
+			return errInvalidText
 		}
 	}
-	return raw, nil
+	if into == nil {
+		into = &struct{}{}
+	}
+	if err := json.Unmarshal(data, into); err != nil {
+		// Unmarshal checks the syntax of the whole body before decoding.
+		var syntax *json.SyntaxError
+		if errors.As(err, &syntax) {
+			return errBadBody
+		}
+		return fmt.Errorf("decode body: %w", err)
+	}
+	return nil
 }
 
 func hasNUL(v any) bool {

@@ -20,9 +20,9 @@ import (
 //
 // It holds a single database connection: every statement is serialised,
 // which makes each transaction atomic with respect to every other caller
-// of the process. The claim is nonetheless a conditional UPDATE (status
-// and owner re-checked in its WHERE), so it would stay exclusive with
-// more connections too.
+// of the process. Across processes on one file, transactions begin
+// IMMEDIATE: each holds SQLite's write lock from its start, so they do not
+// interleave either (see TestClaimIsExclusiveAcrossStoresOnOneFile).
 type Store struct {
 	db *sql.DB
 }

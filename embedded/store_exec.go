@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/cronium/orchestrator/backend"
 )
 
 // execRecord is one row of executions.
@@ -73,7 +75,7 @@ type execUpdate struct {
 // terminal mirrors the real route: completedAt present, or status
 // completed/failed, makes the update set the job's status too.
 func (u execUpdate) terminal() bool {
-	return u.CompletedAt != nil || u.Status != nil && (*u.Status == "completed" || *u.Status == "failed")
+	return u.CompletedAt != nil || u.Status != nil && (*u.Status == backend.StatusCompleted || *u.Status == backend.StatusFailed)
 }
 
 func (s *Store) updateExecution(ctx context.Context, id string, u execUpdate, orchID string, now time.Time) (execRecord, error) {
@@ -162,6 +164,20 @@ func (s *Store) executions(ctx context.Context, jobID string) ([]execRecord, err
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// latestExecution is the job's newest execution, in the order of
+// executions; nil when it has none.
+func (s *Store) latestExecution(ctx context.Context, jobID string) (*execRecord, error) {
+	e, err := scanExec(s.db.QueryRowContext(ctx, `SELECT `+execCols+` FROM executions WHERE job_id = ?
+		ORDER BY created_at DESC, rowid DESC LIMIT 1`, jobID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("latest execution: %w", err)
+	}
+	return &e, nil
 }
 
 // serverRecord is a stored SSH server, credentials included.

@@ -81,10 +81,11 @@ func queryJobs(ctx context.Context, q querier, query string, args ...any) ([]job
 }
 
 // claim gives orchID up to limit queued, unowned, due jobs, highest
-// priority first, then oldest. The UPDATE re-checks status and owner, so a
-// job is never claimed twice even if two claims raced on separate
-// connections; the claim is committed before the caller answers (like the
-// real backend, a lost response leaves the jobs claimed).
+// priority first, then oldest. Its transaction holds the write lock from
+// BEGIN (see Store), so no other claim interleaves; the UPDATE re-checks
+// status and owner as the real backend's conditional update does. The
+// claim is committed before the caller answers (like the real backend, a
+// lost response leaves the jobs claimed).
 func (s *Store) claim(ctx context.Context, orchID string, limit int, now time.Time) ([]jobRecord, error) {
 	var jobs []jobRecord
 	err := s.inTx(ctx, func(tx *sql.Tx) error {

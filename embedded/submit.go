@@ -28,8 +28,11 @@ type SubmitRequest struct {
 	Servers      []ServerSpec         `json:"servers,omitempty"`
 }
 
-// ServerSpec is an SSH server to run on. Credentials are secret.Values so
-// that a printed request shows none; they are revealed only in its JSON.
+// ServerSpec is an SSH server to run on. Its credentials are secret.Values
+// and are never revealed by its own encodings (JSON, fmt, slog show
+// [REDACTED]): a SubmitRequest can be logged or printed safely. They are
+// revealed only where they must travel: in the body PublicClient.Submit
+// sends (submitWire); the server decodes them as plain JSON strings.
 type ServerSpec struct {
 	Name       string       `json:"name"`
 	Host       string       `json:"host"`
@@ -40,17 +43,31 @@ type ServerSpec struct {
 	Password   secret.Value `json:"password,omitempty"`
 }
 
-// MarshalJSON reveals the credentials: this JSON is the submission itself.
-func (s ServerSpec) MarshalJSON() ([]byte, error) {
-	return json.Marshal(struct {
-		Name       string `json:"name"`
-		Host       string `json:"host"`
-		Port       int    `json:"port,omitempty"`
-		Username   string `json:"username"`
-		PrivateKey string `json:"privateKey,omitempty"`
-		Passphrase string `json:"passphrase,omitempty"`
-		Password   string `json:"password,omitempty"`
-	}{s.Name, s.Host, s.Port, s.Username, s.PrivateKey.Reveal(), s.Passphrase.Reveal(), s.Password.Reveal()})
+// submitWire is a SubmitRequest as it goes over the wire: its Servers
+// (shadowing the embedded field in JSON) carry the credentials in clear.
+type submitWire struct {
+	SubmitRequest
+	Servers []serverWire `json:"servers,omitempty"`
+}
+
+type serverWire struct {
+	Name       string `json:"name"`
+	Host       string `json:"host"`
+	Port       int    `json:"port,omitempty"`
+	Username   string `json:"username"`
+	PrivateKey string `json:"privateKey,omitempty"`
+	Passphrase string `json:"passphrase,omitempty"`
+	Password   string `json:"password,omitempty"`
+}
+
+// wire reveals the credentials, for the request body only.
+func (r SubmitRequest) wire() submitWire {
+	w := submitWire{SubmitRequest: r}
+	for _, s := range r.Servers {
+		w.Servers = append(w.Servers, serverWire{s.Name, s.Host, s.Port, s.Username,
+			s.PrivateKey.Reveal(), s.Passphrase.Reveal(), s.Password.Reveal()})
+	}
+	return w
 }
 
 // DefaultTimeout is a job's timeout when the submission names none.

@@ -1,8 +1,13 @@
 package embedded
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
@@ -163,5 +168,63 @@ func TestPublicTokenWhenSet(t *testing.T) {
 		if rec.Code != tt.want {
 			t.Errorf("Authorization %q: %d, want %d", tt.auth, rec.Code, tt.want)
 		}
+	}
+}
+
+// A SubmitRequest shows no credential however it is encoded: only the
+// body PublicClient.Submit sends carries them (TestSubmitServesThePageShape
+// checks that they arrive).
+func TestSubmitRequestNeverRevealsCredentials(t *testing.T) {
+	const key, passphrase, password = "key-text-3f9a1c", "passphrase-7b2e4d", "password-5c8d0e"
+	req := bashJob("true")
+	req.Servers = []ServerSpec{
+		{Name: "a", Host: "10.0.0.1", Username: "u", PrivateKey: key, Passphrase: passphrase},
+		{Name: "b", Host: "10.0.0.2", Username: "v", Password: password},
+	}
+	js, err := json.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jsonLog, textLog bytes.Buffer
+	slog.New(slog.NewJSONHandler(&jsonLog, nil)).Info("submit", "request", req, "server", req.Servers[0])
+	slog.New(slog.NewTextHandler(&textLog, nil)).Info("submit", "request", req, "server", req.Servers[0])
+	for name, text := range map[string]string{"json": string(js), "slog json": jsonLog.String(),
+		"slog text": textLog.String(), "%+v": fmt.Sprintf("%+v", req), "%#v": fmt.Sprintf("%#v", req)} {
+		for _, c := range []string{key, passphrase, password} {
+			if strings.Contains(text, c) {
+				t.Errorf("%s reveals a credential: %s", name, text)
+			}
+		}
+		if !strings.Contains(text, "10.0.0.2") {
+			t.Errorf("%s lost the request: %s", name, text)
+		}
+	}
+	wire, err := json.Marshal(req.wire())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back SubmitRequest
+	if err := json.Unmarshal(wire, &back); err != nil || !reflect.DeepEqual(back, req) {
+		t.Fatalf("the wire body does not decode to the request: %+v, %v", back, err)
+	}
+}
+
+// A 404 means "no such job" only on a job's own path; against a server
+// without the public API, Submit and List say what happened.
+func TestPublicClientAgainstAWrongServer(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	c := NewPublicClient(srv.URL, "")
+	ctx := context.Background()
+	_, submitErr := c.Submit(ctx, bashJob("true"))
+	_, listErr := c.List(ctx, "", 0)
+	for name, err := range map[string]error{"submit": submitErr, "list": listErr} {
+		if err == nil || errors.Is(err, ErrJobNotFound) || !strings.Contains(err.Error(), "404") ||
+			!strings.Contains(err.Error(), srv.URL) || !strings.Contains(err.Error(), "wrong server") {
+			t.Errorf("%s: %v; want a 404 naming the server, not ErrJobNotFound", name, err)
+		}
+	}
+	if _, err := c.Job(ctx, "job_x"); !errors.Is(err, ErrJobNotFound) {
+		t.Errorf("job: %v, want ErrJobNotFound", err)
 	}
 }

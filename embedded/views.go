@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/cronium/orchestrator/backend"
 )
 
 // JobView is a job as the public API shows it.
@@ -103,23 +105,25 @@ func clampExit(code int) int { return min(code, 255) }
 
 // terminal reports the raw statuses after which nothing more is expected.
 func terminal(status string) bool {
-	return status == "completed" || status == "failed" || status == "cancelled"
+	return status == backend.StatusCompleted || status == backend.StatusFailed || status == backend.StatusCancelled
 }
 
 // uiStatus follows the page's conventions: exit code -1 → TIMEOUT,
-// completed with exit code ≥ 100 → PARTIAL.
+// completed with exit code ≥ 100 → PARTIAL. CANCELLED is our extension:
+// the page and the README map cancelled to FAILURE, but ExitCodeFor must
+// tell a cancel apart to end the submit CLI with 130.
 func uiStatus(status string, exitCode *int) string {
 	switch status {
-	case "running":
+	case backend.StatusRunning:
 		return StatusRunning
-	case "cancelled":
+	case backend.StatusCancelled:
 		return StatusCancelled
-	case "completed":
+	case backend.StatusCompleted:
 		if exitCode != nil && *exitCode >= 100 {
 			return StatusPartial
 		}
 		return StatusSuccess
-	case "failed":
+	case backend.StatusFailed:
 		if exitCode != nil && *exitCode == -1 {
 			return StatusTimeout
 		}
@@ -163,15 +167,19 @@ func (e execRecord) view() ExecutionView {
 	return v
 }
 
-// output picks the final output, else the latest execution's snapshot.
-func output(j jobRecord, execs []execRecord) OutputView {
+// hasFinalOutput reports whether /complete (or a terminal execution
+// update) stored the job's output.
+func (j jobRecord) hasFinalOutput() bool { return j.OutStdout.Valid || j.OutStderr.Valid }
+
+// output picks the final output, else the latest execution's snapshot
+// (latest may be nil: no execution yet).
+func output(j jobRecord, latest *execRecord) OutputView {
 	o := OutputView{Final: terminal(j.Status), Status: j.Status}
 	switch {
-	case j.OutStdout.Valid || j.OutStderr.Valid:
+	case j.hasFinalOutput():
 		o.Stdout, o.Stderr = j.OutStdout.String, j.OutStderr.String
-	case len(execs) > 0:
-		last := execs[len(execs)-1]
-		o.Stdout, o.Stderr = last.Output.String, last.Error.String
+	case latest != nil:
+		o.Stdout, o.Stderr = latest.Output.String, latest.Error.String
 	}
 	return o
 }
@@ -190,21 +198,29 @@ func (s *Store) Job(ctx context.Context, id string) (JobView, error) {
 	for _, e := range execs {
 		v.Executions = append(v.Executions, e.view())
 	}
-	v.Output = output(j, execs)
+	var latest *execRecord
+	if len(execs) > 0 {
+		latest = &execs[len(execs)-1]
+	}
+	v.Output = output(j, latest)
 	return v, nil
 }
 
-// Output returns the job's output alone (what a follower polls).
+// Output returns the job's output alone (what a follower polls): it reads
+// the latest execution only, and none once the final output is stored.
 func (s *Store) Output(ctx context.Context, id string) (OutputView, error) {
 	j, err := getJob(ctx, s.db, id)
 	if err != nil {
 		return OutputView{}, err
 	}
-	execs, err := s.executions(ctx, id)
+	if j.hasFinalOutput() {
+		return output(j, nil), nil
+	}
+	latest, err := s.latestExecution(ctx, id)
 	if err != nil {
 		return OutputView{}, err
 	}
-	return output(j, execs), nil
+	return output(j, latest), nil
 }
 
 // List returns up to limit jobs, newest first, optionally with one raw
@@ -237,7 +253,7 @@ func (s *Store) cancel(ctx context.Context, id string, now time.Time) error {
 		if err != nil {
 			return err
 		}
-		if j.Status == "completed" || j.Status == "failed" {
+		if j.Status == backend.StatusCompleted || j.Status == backend.StatusFailed {
 			return errFinished
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET status = 'cancelled', updated_at = ? WHERE id = ?`,
