@@ -37,29 +37,10 @@ func newExecutorSet(cfg config.Config, id string, log *slog.Logger, override map
 		jobspec.KindHTTP: httpreq.New(nil),
 	}}
 	if cfg.Docker.Enabled {
-		d := cfg.Docker
-		ex, err := docker.New(docker.Options{
-			Host:           d.Host,
-			OrchestratorID: id,
-			Images: map[executors.Language]string{
-				executors.Bash: d.ImageBash, executors.Python: d.ImagePython, executors.Node: d.ImageNode},
-			PullPolicy:    d.PullPolicy,
-			NetworkMode:   d.NetworkMode,
-			User:          d.User,
-			ReadOnlyRoot:  d.ReadOnlyRoot,
-			TmpfsSize:     d.TmpfsSize.Bytes(),
-			DefaultMemory: d.DefaultMemory.Bytes(),
-			MaxMemory:     d.MaxMemory.Bytes(),
-			DefaultCPUs:   d.DefaultCPUs,
-			MaxCPUs:       d.MaxCPUs,
-			DefaultPids:   d.DefaultPids,
-			MaxPids:       d.MaxPids,
-			StopGrace:     cfg.Jobs.StopGrace,
-			APITimeout:    d.APITimeout,
-			PullTimeout:   d.PullTimeout,
-			Logger:        log.With("executor", "docker"),
-			Observer:      obs,
-		})
+		dockerOpts := docker.OptionsFromConfig(cfg, id)
+		dockerOpts.Logger = log.With("executor", "docker")
+		dockerOpts.Observer = obs
+		ex, err := docker.New(dockerOpts)
 		if err != nil {
 			return nil, fmt.Errorf("docker executor: %w", err)
 		}

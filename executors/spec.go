@@ -125,14 +125,10 @@ const (
 // job variables of the same name. Keys are sorted so that what reaches the
 // script does not depend on map order.
 func (s Spec) Environment() []EnvVar {
-	input := string(s.InputData)
-	if strings.TrimSpace(input) == "" || input == "null" {
-		input = "{}"
-	}
 	fixed := map[string]string{
 		EnvJobID:       s.JobID,
 		EnvExecutionID: s.ExecutionID,
-		EnvInputData:   input,
+		EnvInputData:   string(s.InputJSON()),
 	}
 	out := make([]EnvVar, 0, len(s.Env)+len(fixed))
 	for k, v := range s.Env {
@@ -145,6 +141,15 @@ func (s Spec) Environment() []EnvVar {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// InputJSON is the job's inputData as the script sees it: "{}" when it has
+// none (empty, blank or JSON null), the data as given otherwise.
+func (s Spec) InputJSON() []byte {
+	if in := strings.TrimSpace(string(s.InputData)); in == "" || in == "null" {
+		return []byte("{}")
+	}
+	return s.InputData
 }
 
 // EnvVar is one environment variable.

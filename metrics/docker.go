@@ -3,26 +3,23 @@ package metrics
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 type dockerMetrics struct {
-	calls    *prometheus.HistogramVec
-	errors   *prometheus.CounterVec
-	running  prometheus.Gauge
-	started  prometheus.Counter
-	removed  prometheus.Counter
-	mu       sync.Mutex
-	nRunning int
+	calls   *prometheus.HistogramVec
+	errors  *prometheus.CounterVec
+	running prometheus.Gauge
+	started prometheus.Counter
+	removed prometheus.Counter
 }
 
 // DockerOps are the Docker API operations the executor reports
 // (docker.Observer.APICall); their series exist from the start.
 var DockerOps = []string{"create", "start", "attach", "wait", "inspect", "kill", "remove", "logs", "pull",
-	"image_inspect", "ping"}
+	"image_inspect", "ping", "list"}
 
 func newDockerMetrics() *dockerMetrics {
 	d := &dockerMetrics{
@@ -33,7 +30,7 @@ func newDockerMetrics() *dockerMetrics {
 		running: gauge("docker_containers_running",
 			"Containers this process started and has not removed yet."),
 		started: counter("docker_containers_started_total", "Containers started."),
-		removed: counter("docker_containers_removed_total", "Containers removed (started or not)."),
+		removed: counter("docker_containers_removed_total", "Containers this process started and removed."),
 	}
 	for _, op := range DockerOps {
 		d.errors.WithLabelValues(op)
@@ -63,20 +60,12 @@ func (m *Metrics) APICall(op string, d time.Duration, err error) {
 // ContainerStarted implements docker.Observer.
 func (m *Metrics) ContainerStarted() {
 	m.docker.started.Inc()
-	m.docker.addRunning(1)
+	m.docker.running.Inc()
 }
 
-// ContainerRemoved implements docker.Observer. Removals also cover
-// containers that never started and ones an earlier process left behind,
-// so the running count stops at zero instead of going negative.
+// ContainerRemoved implements docker.Observer, which reports only
+// containers it reported started: the running count cannot go negative.
 func (m *Metrics) ContainerRemoved() {
 	m.docker.removed.Inc()
-	m.docker.addRunning(-1)
-}
-
-func (d *dockerMetrics) addRunning(delta int) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.nRunning = max(d.nRunning+delta, 0)
-	d.running.Set(float64(d.nRunning))
+	m.docker.running.Dec()
 }

@@ -184,7 +184,6 @@ func TestBackendLabels(t *testing.T) {
 
 func TestDocker(t *testing.T) {
 	m := New(prometheus.NewRegistry())
-	m.ContainerRemoved() // left behind by an earlier process
 	m.ContainerStarted()
 	m.ContainerStarted()
 	m.ContainerRemoved()

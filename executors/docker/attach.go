@@ -8,6 +8,8 @@ import (
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/cronium/orchestrator/executors"
 )
 
 // start attaches to the new container, starts it and sends it the script.
@@ -24,12 +26,12 @@ func (x *execution) start(ctx context.Context) (*session, error) {
 	}, hj.Close)
 	x.timings.SetupCompleted = time.Now()
 	x.timings.ExecStarted = x.timings.SetupCompleted
-	if err := x.e.startContainer(ctx, x.id); err != nil {
+	if err := x.startContainer(ctx); err != nil {
 		output.close(0)
-		return nil, err
+		return nil, x.discard(ctx, err)
 	}
 	output.feed(func() { x.sendFiles(hj) })
-	return &session{output: output, wait: x.e.startWait(ctx, x.id), started: x.timings.ExecStarted}, nil
+	return &session{output: output, wait: x.e.startWait(ctx, x.id)}, nil
 }
 
 func (x *execution) attach(ctx context.Context) (types.HijackedResponse, error) {
@@ -46,17 +48,33 @@ func (x *execution) attach(ctx context.Context) (types.HijackedResponse, error) 
 	return hj, nil
 }
 
-func (e *Executor) startContainer(ctx context.Context, id string) error {
+func (x *execution) startContainer(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err // do not start a script nobody waits for
 	}
-	ctx, cancel := context.WithTimeout(ctx, e.opts.APITimeout)
+	ctx, cancel := context.WithTimeout(ctx, x.e.opts.APITimeout)
 	defer cancel()
-	if err := e.api.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+	if err := x.e.api.ContainerStart(ctx, x.id, container.StartOptions{}); err != nil {
 		return fmt.Errorf("start container: %w", err)
 	}
-	e.obs.ContainerStarted()
+	x.started = true
+	x.e.opts.Observer.ContainerStarted()
 	return nil
+}
+
+// discard removes a container whose start failed, so that the next Run
+// creates it afresh. The daemon may have started it all the same (the call
+// timed out, or the caller went away during it), but its attach is closed:
+// the script can no longer reach it, and a Run that adopted it would report
+// the bootstrap's failure as the job's result. When the container cannot be
+// removed either, the execution is not resumable.
+func (x *execution) discard(ctx context.Context, startErr error) error {
+	if err := x.e.remove(ctx, x.id); err != nil {
+		return fmt.Errorf("%w: %v, and the container, which may run without its script, could not be removed: %v",
+			executors.ErrNotResumable, startErr, err)
+	}
+	x.id = ""
+	return startErr
 }
 
 // sendFiles streams the script's tar to stdin and closes it. A failure

@@ -49,78 +49,62 @@ func observed(api apiClient, obs Observer) apiClient {
 	return &observedClient{apiClient: api, obs: obs}
 }
 
-func (c *observedClient) done(op string, start time.Time, err error) {
-	c.obs.APICall(op, time.Since(start), err)
+// observe times call and reports it as op.
+func observe[R any](obs Observer, op string, call func() (R, error)) (R, error) {
+	start := time.Now()
+	r, err := call()
+	obs.APICall(op, time.Since(start), err)
+	return r, err
+}
+
+// noResult adapts a call that returns only an error to observe.
+func noResult(call func() error) func() (struct{}, error) {
+	return func() (struct{}, error) { return struct{}{}, call() }
 }
 
 func (c *observedClient) ContainerCreate(ctx context.Context, cfg *container.Config, host *container.HostConfig,
 	net *network.NetworkingConfig, platform *ocispec.Platform, name string,
 ) (container.CreateResponse, error) {
-	start := time.Now()
-	r, err := c.apiClient.ContainerCreate(ctx, cfg, host, net, platform, name)
-	c.done("create", start, err)
-	return r, err
+	return observe(c.obs, "create", func() (container.CreateResponse, error) {
+		return c.apiClient.ContainerCreate(ctx, cfg, host, net, platform, name)
+	})
 }
 
 func (c *observedClient) ContainerStart(ctx context.Context, id string, opts container.StartOptions) error {
-	start := time.Now()
-	err := c.apiClient.ContainerStart(ctx, id, opts)
-	c.done("start", start, err)
+	_, err := observe(c.obs, "start", noResult(func() error { return c.apiClient.ContainerStart(ctx, id, opts) }))
 	return err
 }
 
 func (c *observedClient) ContainerAttach(ctx context.Context, id string, opts container.AttachOptions) (types.HijackedResponse, error) {
-	start := time.Now()
-	r, err := c.apiClient.ContainerAttach(ctx, id, opts)
-	c.done("attach", start, err)
-	return r, err
+	return observe(c.obs, "attach", func() (types.HijackedResponse, error) { return c.apiClient.ContainerAttach(ctx, id, opts) })
 }
 
 func (c *observedClient) ContainerInspect(ctx context.Context, id string) (container.InspectResponse, error) {
-	start := time.Now()
-	r, err := c.apiClient.ContainerInspect(ctx, id)
-	c.done("inspect", start, err)
-	return r, err
+	return observe(c.obs, "inspect", func() (container.InspectResponse, error) { return c.apiClient.ContainerInspect(ctx, id) })
 }
 
 func (c *observedClient) ContainerKill(ctx context.Context, id, signal string) error {
-	start := time.Now()
-	err := c.apiClient.ContainerKill(ctx, id, signal)
-	c.done("kill", start, err)
+	_, err := observe(c.obs, "kill", noResult(func() error { return c.apiClient.ContainerKill(ctx, id, signal) }))
 	return err
 }
 
 func (c *observedClient) ContainerRemove(ctx context.Context, id string, opts container.RemoveOptions) error {
-	start := time.Now()
-	err := c.apiClient.ContainerRemove(ctx, id, opts)
-	c.done("remove", start, err)
+	_, err := observe(c.obs, "remove", noResult(func() error { return c.apiClient.ContainerRemove(ctx, id, opts) }))
 	return err
 }
 
 func (c *observedClient) ContainerLogs(ctx context.Context, id string, opts container.LogsOptions) (io.ReadCloser, error) {
-	start := time.Now()
-	r, err := c.apiClient.ContainerLogs(ctx, id, opts)
-	c.done("logs", start, err)
-	return r, err
+	return observe(c.obs, "logs", func() (io.ReadCloser, error) { return c.apiClient.ContainerLogs(ctx, id, opts) })
 }
 
 func (c *observedClient) ContainerList(ctx context.Context, opts container.ListOptions) ([]container.Summary, error) {
-	start := time.Now()
-	r, err := c.apiClient.ContainerList(ctx, opts)
-	c.done("list", start, err)
-	return r, err
+	return observe(c.obs, "list", func() ([]container.Summary, error) { return c.apiClient.ContainerList(ctx, opts) })
 }
 
 func (c *observedClient) ImageInspect(ctx context.Context, ref string, opts ...client.ImageInspectOption) (image.InspectResponse, error) {
-	start := time.Now()
-	r, err := c.apiClient.ImageInspect(ctx, ref, opts...)
-	c.done("image_inspect", start, err)
-	return r, err
+	return observe(c.obs, "image_inspect", func() (image.InspectResponse, error) { return c.apiClient.ImageInspect(ctx, ref, opts...) })
 }
 
 func (c *observedClient) Ping(ctx context.Context) (types.Ping, error) {
-	start := time.Now()
-	r, err := c.apiClient.Ping(ctx)
-	c.done("ping", start, err)
-	return r, err
+	return observe(c.obs, "ping", func() (types.Ping, error) { return c.apiClient.Ping(ctx) })
 }

@@ -13,6 +13,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 
+	"github.com/cronium/orchestrator/config"
 	"github.com/cronium/orchestrator/executors"
 )
 
@@ -32,10 +33,12 @@ const (
 	EnvInputFile = "CRONIUM_INPUT_FILE"
 
 	// Docker refuses less than 6 MB of memory and less than 0.01 CPU; a
-	// shell and docker-init need a few processes before the script runs.
+	// shell and docker-init need a few processes before the script runs;
+	// /work must hold the unpacked script.
 	minMemory = 6 << 20
 	minCPUs   = 0.01
 	minPids   = 8
+	minDisk   = 1 << 20
 
 	// The kernel refuses a single environment string longer than
 	// MAX_ARG_STRLEN (32 pages) and all of argv and env together beyond
@@ -47,7 +50,6 @@ const (
 // plan is everything needed to create one execution's container.
 type plan struct {
 	name   string
-	image  string
 	config *container.Config
 	host   *container.HostConfig
 	files  []file
@@ -63,7 +65,7 @@ func (e *Executor) plan(spec executors.Spec) (*plan, error) {
 		return nil, fmt.Errorf("%w: the docker executor runs scripts and the job has none", executors.ErrInvalidSpec)
 	}
 	lang := spec.Script.Language
-	img, interp := e.opts.Images[lang], e.opts.Interpreters[lang]
+	img, interp := e.opts.Images[lang], interpreters[lang]
 	if img == "" || len(interp) == 0 {
 		return nil, fmt.Errorf("%w: no image for script language %q", executors.ErrInvalidSpec, lang)
 	}
@@ -78,8 +80,7 @@ func (e *Executor) plan(spec executors.Spec) (*plan, error) {
 	script := "script" + lang.FileExt()
 	cmd := append(append([]string{}, interp...), filesDir+"/"+script)
 	p := &plan{
-		name:  containerName(spec.ExecutionID),
-		image: img,
+		name: containerName(spec.ExecutionID),
 		config: &container.Config{
 			Image:        img,
 			User:         e.opts.User,
@@ -95,7 +96,7 @@ func (e *Executor) plan(spec executors.Spec) (*plan, error) {
 			StdinOnce:    true,
 		},
 		host:  e.hostConfig(spec.Resources),
-		files: []file{{name: script, data: []byte(spec.Script.Content)}, {name: "input.json", data: inputJSON(spec)}},
+		files: []file{{name: script, data: []byte(spec.Script.Content)}, {name: "input.json", data: spec.InputJSON()}},
 	}
 	return p, nil
 }
@@ -113,17 +114,11 @@ func (e *Executor) labels(spec executors.Spec) map[string]string {
 // docker-init at PID 1: the kernel drops SIGTERM sent to a PID 1 that has no
 // handler, so without it a script would only ever see SIGKILL.
 func (e *Executor) hostConfig(r executors.Resources) *container.HostConfig {
-	memory := clamp(r.MemoryBytes, e.opts.DefaultMemory, e.opts.MaxMemory, minMemory)
-	pids := clamp(r.Pids, e.opts.DefaultPids, e.opts.MaxPids, minPids)
-	cpus := r.CPUs
-	if cpus <= 0 {
-		cpus = e.opts.DefaultCPUs
-	}
-	cpus = math.Max(math.Min(cpus, e.opts.MaxCPUs), minCPUs)
-	disk := e.opts.TmpfsSize
-	if r.DiskBytes > 0 && r.DiskBytes < disk {
-		disk = r.DiskBytes
-	}
+	o := e.opts
+	memory := clamp(r.MemoryBytes, o.DefaultMemory, o.MaxMemory, minMemory)
+	pids := clamp(r.Pids, o.DefaultPids, o.MaxPids, minPids)
+	cpus := clamp(r.CPUs, o.DefaultCPUs, o.MaxCPUs, minCPUs)
+	disk := clamp(r.DiskBytes, o.TmpfsSize, o.TmpfsSize, minDisk)
 	tmpfs := fmt.Sprintf("rw,exec,nosuid,nodev,size=%d,mode=1777", disk)
 	init := true
 	return &container.HostConfig{
@@ -147,23 +142,14 @@ func (e *Executor) hostConfig(r executors.Resources) *container.HostConfig {
 	}
 }
 
-// clamp returns req, or def when req is zero, bounded by max and min.
-func clamp(req, def, max, min int64) int64 {
+// clamp returns req, or def when req is not positive, bounded by hi and
+// then by lo (lo wins over a lower hi).
+func clamp[T int64 | float64](req, def, hi, lo T) T {
 	v := req
 	if v <= 0 {
 		v = def
 	}
-	return minMax(v, min, max)
-}
-
-func minMax(v, lo, hi int64) int64 {
-	if v > hi {
-		v = hi
-	}
-	if v < lo {
-		v = lo
-	}
-	return v
+	return max(min(v, hi), lo)
 }
 
 // environment is the script's environment. Values never appear in errors
@@ -207,7 +193,7 @@ func (e *Executor) envStrings(spec executors.Spec, vars []executors.EnvVar) ([]s
 		kv := v.Name + "=" + v.Value
 		if len(kv) > maxEnvString && v.Name == executors.EnvInputData {
 			// The same JSON is in the input file; exec would fail with it.
-			e.log.Warn("inputData is too large for the environment; scripts get it from the input file only",
+			e.opts.Logger.Warn("inputData is too large for the environment; scripts get it from the input file only",
 				"execution_id", spec.ExecutionID, "bytes", len(v.Value), "file_env", EnvInputFile)
 			continue
 		}
@@ -266,8 +252,8 @@ func scriptDir(dir string) (string, error) {
 // pull policy says so. A name already in use is reported as errNameInUse.
 func (x *execution) createContainer(ctx context.Context) error {
 	e, p := x.e, x.plan
-	if e.opts.PullPolicy == PullAlways {
-		if err := e.pull(ctx, p.image); err != nil {
+	if e.opts.PullPolicy == config.PullAlways {
+		if err := e.pull(ctx, p.config.Image); err != nil {
 			return err
 		}
 	}
@@ -275,14 +261,14 @@ func (x *execution) createContainer(ctx context.Context) error {
 	if cerrdefs.IsNotFound(err) {
 		// Either the image is missing or something else the config names
 		// (a network): only the first is fixed by a pull.
-		absent, ierr := e.imageAbsent(ctx, p.image)
+		absent, ierr := e.imageAbsent(ctx, p.config.Image)
 		if ierr != nil {
 			return ierr
 		}
 		if !absent {
 			return fmt.Errorf("create container: %w", err)
 		}
-		if err := e.obtain(ctx, p.image); err != nil {
+		if err := e.obtain(ctx, p.config.Image); err != nil {
 			return err
 		}
 		id, err = e.create(ctx, p)

@@ -3,12 +3,17 @@ package docker
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"io"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/cronium/orchestrator/config"
 	"github.com/cronium/orchestrator/executors"
 )
 
@@ -18,7 +23,7 @@ func unitExecutor(t *testing.T, o Options) *Executor {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Executor{opts: o, obs: nopObserver{}, log: o.Logger}
+	return newExecutor(o, nil)
 }
 
 func TestPlanLimits(t *testing.T) {
@@ -42,8 +47,8 @@ func TestPlanLimits(t *testing.T) {
 			512 * mib, 15e8, 200, "size=67108864"},
 		{"clamped to maxima", executors.Resources{MemoryBytes: 8192 * mib, CPUs: 16, Pids: 100000, DiskBytes: 1 << 40},
 			1024 * mib, 2e9, 500, "size=134217728"},
-		{"raised to minima", executors.Resources{MemoryBytes: 1, CPUs: 0.0001, Pids: 1},
-			minMemory, 1e7, minPids, "size=134217728"},
+		{"raised to minima", executors.Resources{MemoryBytes: 1, CPUs: 0.0001, Pids: 1, DiskBytes: 1},
+			minMemory, 1e7, minPids, "size=1048576"},
 	}
 	e := unitExecutor(t, opts)
 	for _, tt := range tests {
@@ -59,7 +64,7 @@ func TestPlanLimits(t *testing.T) {
 				t.Errorf("pids = %v, want %d", h.PidsLimit, tt.wantPids)
 			}
 			for _, dir := range []string{"/work", "/tmp"} {
-				if !strings.Contains(h.Tmpfs[dir], tt.wantTmpfsS) || !strings.Contains(h.Tmpfs[dir], "mode=1777") {
+				if !strings.Contains(h.Tmpfs[dir], tt.wantTmpfsS+",") || !strings.Contains(h.Tmpfs[dir], "mode=1777") {
 					t.Errorf("tmpfs %s = %q, want %s and mode=1777", dir, h.Tmpfs[dir], tt.wantTmpfsS)
 				}
 			}
@@ -198,12 +203,62 @@ func TestOptionsValidate(t *testing.T) {
 		}
 	}
 	o, err := Options{Images: map[executors.Language]string{executors.Bash: "", executors.Node: "my/node:2"}}.withDefaults()
-	if err != nil || o.MaxMemory != o.DefaultMemory || o.PullPolicy != PullIfNotPresent || o.User != "65534:65534" {
-		t.Errorf("defaults: %+v, %v", o, err)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if o.Images[executors.Bash] != "cronium/runtime-bash:1" || o.Images[executors.Node] != "my/node:2" ||
-		!slices.Equal(o.Interpreters[executors.Python], []string{"python3"}) {
-		t.Errorf("images %v interpreters %v", o.Images, o.Interpreters)
+	// The defaults are the configuration's.
+	want := OptionsFromConfig(config.Default(), "")
+	want.Images[executors.Node] = "my/node:2"
+	want.ReadOnlyRoot = false // a bool has no "unset"
+	o.Logger, o.Observer = nil, nil
+	if !reflect.DeepEqual(o, want) {
+		t.Errorf("defaults:\n got %+v\nwant %+v", o, want)
+	}
+	if o.PullPolicy != config.PullIfNotPresent || o.MaxMemory != 4<<30 || o.MaxPids != 4096 || o.MaxCPUs != 2 {
+		t.Errorf("defaults differ from config.Default(): %+v", o)
+	}
+}
+
+func TestOptionsFromConfig(t *testing.T) {
+	c := config.Default()
+	c.Docker = config.Docker{
+		Host: "unix:///run/d.sock", PullPolicy: config.PullAlways,
+		ImageBash: "b:1", ImagePython: "p:1", ImageNode: "n:1",
+		NetworkMode: "none", User: "1000:1000", ReadOnlyRoot: true,
+		TmpfsSize: 64 * config.MiB, DefaultMemory: 128 * config.MiB, MaxMemory: 2 * config.GiB,
+		DefaultCPUs: 0.5, MaxCPUs: 3, DefaultPids: 50, MaxPids: 500,
+		APITimeout: 7 * time.Second, PullTimeout: 3 * time.Minute,
+	}
+	c.Jobs.StopGrace = 4 * time.Second
+	want := Options{
+		Host: "unix:///run/d.sock", OrchestratorID: "orch-7",
+		Images:     map[executors.Language]string{executors.Bash: "b:1", executors.Python: "p:1", executors.Node: "n:1"},
+		PullPolicy: config.PullAlways, NetworkMode: "none", User: "1000:1000", ReadOnlyRoot: true,
+		TmpfsSize: 64 << 20, DefaultMemory: 128 << 20, MaxMemory: 2 << 30,
+		DefaultCPUs: 0.5, MaxCPUs: 3, DefaultPids: 50, MaxPids: 500,
+		StopGrace: 4 * time.Second, APITimeout: 7 * time.Second, PullTimeout: 3 * time.Minute,
+	}
+	if got := OptionsFromConfig(c, "orch-7"); !reflect.DeepEqual(got, want) {
+		t.Errorf("OptionsFromConfig:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// TestPlanInputData: the input file and CRONIUM_INPUT_DATA agree, "{}"
+// standing in for no data.
+func TestPlanInputData(t *testing.T) {
+	e := unitExecutor(t, Options{})
+	for in, want := range map[string]string{"": "{}", "  \n": "{}", "null": "{}", "null\n": "{}", `{"a":1}`: `{"a":1}`, "[1]\n": "[1]\n"} {
+		p, err := e.plan(executors.Spec{ExecutionID: "x", InputData: []byte(in),
+			Script: &executors.Script{Language: executors.Bash, Content: "true"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(p.files[1].data); got != want {
+			t.Errorf("input %q: file holds %q, want %q", in, got, want)
+		}
+		if kv := executors.EnvInputData + "=" + want; !slices.Contains(p.config.Env, kv) {
+			t.Errorf("input %q: env lacks %q: %q", in, kv, p.config.Env)
+		}
 	}
 }
 
@@ -235,7 +290,18 @@ func TestFormatBytesAndReason(t *testing.T) {
 			t.Errorf("formatBytes(%d) = %q, want %q", b, got, want)
 		}
 	}
-	if got := cancelReason(executors.ErrCancelled); got != "cancelled" {
-		t.Errorf("cancelReason = %q", got)
+	for _, tt := range []struct {
+		cause      error
+		when, want string
+	}{
+		{executors.ErrCancelled, "", "cancelled"},
+		{fmt.Errorf("%w: by user", executors.ErrCancelled), "", "cancelled"},
+		{context.Canceled, "before the script started", "cancelled before the script started"},
+		{errors.New("job deleted"), "", "cancelled: job deleted"},
+		{errors.New("job deleted"), "before the script started", "cancelled before the script started: job deleted"},
+	} {
+		if got := cancelReason(tt.cause, tt.when); got != tt.want {
+			t.Errorf("cancelReason(%v, %q) = %q, want %q", tt.cause, tt.when, got, tt.want)
+		}
 	}
 }

@@ -17,51 +17,43 @@ import (
 
 	"github.com/docker/docker/client"
 
+	"github.com/cronium/orchestrator/config"
 	"github.com/cronium/orchestrator/executors"
 )
 
-// Pull policies.
-const (
-	PullNever        = "never"
-	PullIfNotPresent = "if-not-present"
-	PullAlways       = "always"
-)
-
-// Options configure an Executor. Zero values take the defaults named on
-// each field.
+// Options configure an Executor. Zero values take the defaults of
+// config.Default() (its docker section and jobs.stop_grace), except
+// ReadOnlyRoot, which is false unless set. OptionsFromConfig maps a whole
+// configuration.
 type Options struct {
 	// Host is the daemon address; "" uses DOCKER_HOST or the default socket.
 	Host string
 	// OrchestratorID is written to the cronium.orchestrator-id label.
 	OrchestratorID string
 	// Images maps a language to its runtime image; missing or empty
-	// entries use cronium/runtime-<language>:1.
+	// entries take the default.
 	Images map[executors.Language]string
-	// Interpreters is the argv the script file is appended to; default:
-	// bash → ["bash"], python → ["python3"], node → ["node"].
-	Interpreters map[executors.Language][]string
-	// PullPolicy is PullNever, PullIfNotPresent (default) or PullAlways.
+	// PullPolicy is config.PullNever, config.PullIfNotPresent or
+	// config.PullAlways.
 	PullPolicy string
-	// NetworkMode is the containers' network; default "bridge".
+	// NetworkMode is the containers' network.
 	NetworkMode string
-	// User runs the script; default "65534:65534" (nobody).
+	// User runs the script, as uid:gid.
 	User string
 	// ReadOnlyRoot mounts the image read-only; /work and /tmp are tmpfs
 	// either way.
 	ReadOnlyRoot bool
 	// TmpfsSize is the size of /work and /tmp and the most a job's
-	// DiskBytes can ask for; default 256 MiB.
+	// DiskBytes can ask for.
 	TmpfsSize int64
 	// Limits for jobs that ask for none (Default*) and the most a job may
-	// ask for (Max*; 0 means the default is also the maximum). Defaults:
-	// 512 MiB, 1 CPU, 256 processes.
+	// ask for (Max*).
 	DefaultMemory, MaxMemory int64
 	DefaultCPUs, MaxCPUs     float64
 	DefaultPids, MaxPids     int64
-	// StopGrace is the time between SIGTERM and SIGKILL; default 10s.
+	// StopGrace is the time between SIGTERM and SIGKILL.
 	StopGrace time.Duration
-	// APITimeout bounds each Docker call (default 30s); PullTimeout bounds
-	// an image pull (default 10m).
+	// APITimeout bounds each Docker call; PullTimeout bounds an image pull.
 	APITimeout, PullTimeout time.Duration
 	// Observer receives metrics; nil for none.
 	Observer Observer
@@ -69,13 +61,53 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// OptionsFromConfig maps the docker section of the configuration, and the
+// job-wide stop grace, to Options. Logger and Observer are left to the
+// caller.
+func OptionsFromConfig(c config.Config, orchestratorID string) Options {
+	d := c.Docker
+	return Options{
+		Host:           d.Host,
+		OrchestratorID: orchestratorID,
+		Images: map[executors.Language]string{
+			executors.Bash: d.ImageBash, executors.Python: d.ImagePython, executors.Node: d.ImageNode},
+		PullPolicy:    d.PullPolicy,
+		NetworkMode:   d.NetworkMode,
+		User:          d.User,
+		ReadOnlyRoot:  d.ReadOnlyRoot,
+		TmpfsSize:     d.TmpfsSize.Bytes(),
+		DefaultMemory: d.DefaultMemory.Bytes(),
+		MaxMemory:     d.MaxMemory.Bytes(),
+		DefaultCPUs:   d.DefaultCPUs,
+		MaxCPUs:       d.MaxCPUs,
+		DefaultPids:   d.DefaultPids,
+		MaxPids:       d.MaxPids,
+		StopGrace:     c.Jobs.StopGrace,
+		APITimeout:    d.APITimeout,
+		PullTimeout:   d.PullTimeout,
+	}
+}
+
+// interpreters is the argv each language's script file is appended to.
+var interpreters = map[executors.Language][]string{
+	executors.Bash:   {"bash"},
+	executors.Python: {"python3"},
+	executors.Node:   {"node"},
+}
+
 // Observer is told about every Docker API call and container, for metrics.
 // Its methods are called from Run's goroutines and must be cheap.
 type Observer interface {
 	// APICall reports one call; op is one of create, start, attach, wait,
-	// inspect, kill, remove, logs, pull, image_inspect, ping. For wait, d
-	// is how long the container ran while it was waited on.
+	// inspect, kill, remove, logs, list, pull, image_inspect, ping. For
+	// wait, d is how long the container ran while it was waited on.
 	APICall(op string, d time.Duration, err error)
+	// ContainerStarted and ContainerRemoved come in pairs: a container is
+	// reported removed only if it was reported started. A container found
+	// by its execution's name in a started state (a resumed Run, Abandon
+	// with an execution id) counts as one this process started, as in the
+	// job actor's flow; the jobs of an earlier process are abandoned by
+	// job id, which reports nothing.
 	ContainerStarted()
 	ContainerRemoved()
 }
@@ -85,8 +117,6 @@ type Observer interface {
 type Executor struct {
 	opts Options
 	api  apiClient
-	obs  Observer
-	log  *slog.Logger
 }
 
 var _ executors.Executor = (*Executor)(nil)
@@ -110,11 +140,7 @@ func New(opts Options) (*Executor, error) {
 }
 
 func newExecutor(opts Options, api apiClient) *Executor {
-	obs := opts.Observer
-	if obs == nil {
-		obs = nopObserver{}
-	}
-	return &Executor{opts: opts, api: observed(api, obs), obs: obs, log: opts.Logger}
+	return &Executor{opts: opts, api: observed(api, opts.Observer)}
 }
 
 // Run runs spec's script in a container, or resumes the container an earlier
@@ -129,7 +155,7 @@ func (e *Executor) Run(ctx context.Context, spec executors.Spec, out executors.O
 		spec: spec,
 		plan: p,
 		out:  out,
-		log:  e.log.With("execution_id", spec.ExecutionID, "container", p.name),
+		log:  e.opts.Logger.With("execution_id", spec.ExecutionID, "container", p.name),
 	}
 	return x.run(ctx)
 }
@@ -152,7 +178,13 @@ func (e *Executor) Abandon(ctx context.Context, spec executors.Spec) error {
 	if err := checkOwner(info, spec.ExecutionID); err != nil {
 		return err
 	}
-	return e.remove(ctx, info.ID)
+	if err := e.remove(ctx, info.ID); err != nil {
+		return err
+	}
+	if info.State.Status != "created" {
+		e.opts.Observer.ContainerRemoved() // see Observer
+	}
+	return nil
 }
 
 // Ping checks that the daemon answers, for readiness probes.
@@ -172,51 +204,45 @@ func (e *Executor) Close() error {
 
 // withDefaults fills zero fields and reports every invalid one at once.
 func (o Options) withDefaults() (Options, error) {
-	images := map[executors.Language]string{}
-	interps := map[executors.Language][]string{
-		executors.Bash:   {"bash"},
-		executors.Python: {"python3"},
-		executors.Node:   {"node"},
-	}
-	for _, l := range []executors.Language{executors.Bash, executors.Python, executors.Node} {
-		images[l] = "cronium/runtime-" + string(l) + ":1"
-	}
+	d := OptionsFromConfig(config.Default(), "")
 	// Empty entries keep the default, so that a config with a blank key
 	// does not unset an image.
+	images := d.Images
 	for l, img := range o.Images {
 		if img != "" {
 			images[l] = img
 		}
 	}
-	for l, argv := range o.Interpreters {
-		if len(argv) > 0 {
-			interps[l] = argv
-		}
-	}
-	o.Images, o.Interpreters = images, interps
-	setDefault(&o.PullPolicy, PullIfNotPresent)
-	setDefault(&o.NetworkMode, "bridge")
-	setDefault(&o.User, "65534:65534")
-	setDefault(&o.TmpfsSize, 256<<20)
-	setDefault(&o.DefaultMemory, 512<<20)
-	setDefault(&o.MaxMemory, o.DefaultMemory)
-	setDefault(&o.DefaultCPUs, 1)
-	setDefault(&o.MaxCPUs, o.DefaultCPUs)
-	setDefault(&o.DefaultPids, 256)
-	setDefault(&o.MaxPids, o.DefaultPids)
-	setDefault(&o.StopGrace, 10*time.Second)
-	setDefault(&o.APITimeout, 30*time.Second)
-	setDefault(&o.PullTimeout, 10*time.Minute)
+	o.Images = images
+	setDefault(&o.PullPolicy, d.PullPolicy)
+	setDefault(&o.NetworkMode, d.NetworkMode)
+	setDefault(&o.User, d.User)
+	setDefault(&o.TmpfsSize, d.TmpfsSize)
+	setDefault(&o.DefaultMemory, d.DefaultMemory)
+	setDefault(&o.MaxMemory, d.MaxMemory)
+	setDefault(&o.DefaultCPUs, d.DefaultCPUs)
+	setDefault(&o.MaxCPUs, d.MaxCPUs)
+	setDefault(&o.DefaultPids, d.DefaultPids)
+	setDefault(&o.MaxPids, d.MaxPids)
+	setDefault(&o.StopGrace, d.StopGrace)
+	setDefault(&o.APITimeout, d.APITimeout)
+	setDefault(&o.PullTimeout, d.PullTimeout)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
 	}
 	return o, o.validate()
 }
 
+// validate guards what would otherwise go wrong silently. Options usually
+// come from a configuration config.Validate already checked; New also takes
+// them from elsewhere (tests, tools).
 func (o Options) validate() error {
 	var errs []error
 	switch o.PullPolicy {
-	case PullNever, PullIfNotPresent, PullAlways:
+	case config.PullNever, config.PullIfNotPresent, config.PullAlways:
 	default:
 		errs = append(errs, fmt.Errorf("pull policy %q: want never, if-not-present or always", o.PullPolicy))
 	}

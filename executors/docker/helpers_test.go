@@ -14,6 +14,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 
+	"github.com/cronium/orchestrator/config"
 	"github.com/cronium/orchestrator/executors"
 	"github.com/cronium/orchestrator/internal/testenv"
 )
@@ -38,9 +39,36 @@ func newDockerEnv(t testing.TB) *dockerEnv {
 // executor returns an Executor with test settings, changed by mods.
 func (d *dockerEnv) executor(mods ...func(*Options)) *Executor {
 	d.t.Helper()
+	e, err := New(d.options(mods...))
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.t.Cleanup(func() { _ = e.Close() })
+	return e
+}
+
+// executorWrapping is executor with the Docker client wrapped, to inject
+// faults; the observer sees the wrapped client's calls.
+func (d *dockerEnv) executorWrapping(wrap func(apiClient) apiClient, mods ...func(*Options)) *Executor {
+	d.t.Helper()
+	opts, err := d.options(mods...).withDefaults()
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	e := newExecutor(opts, wrap(cli))
+	d.t.Cleanup(func() { _ = e.Close() })
+	return e
+}
+
+// options are the test settings, changed by mods.
+func (d *dockerEnv) options(mods ...func(*Options)) Options {
 	opts := Options{
 		OrchestratorID: "test",
-		PullPolicy:     PullNever,
+		PullPolicy:     config.PullNever,
 		ReadOnlyRoot:   true,
 		DefaultMemory:  256 << 20,
 		MaxMemory:      1 << 30,
@@ -53,12 +81,7 @@ func (d *dockerEnv) executor(mods ...func(*Options)) *Executor {
 	for _, m := range mods {
 		m(&opts)
 	}
-	e, err := New(opts)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	d.t.Cleanup(func() { _ = e.Close() })
-	return e
+	return opts
 }
 
 // spec is a job for lang with a unique execution id.
@@ -229,6 +252,13 @@ func (r *recorder) count(op string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.calls[op]
+}
+
+// containers is how many containers were reported started and removed.
+func (r *recorder) containers() (started, removed int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.started, r.removed
 }
 
 func mustSucceed(t *testing.T, res executors.Result, err error, o *output) {

@@ -10,6 +10,8 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/image"
+
+	"github.com/cronium/orchestrator/config"
 )
 
 // Images are not inspected before every create: a create that fails with
@@ -31,9 +33,9 @@ func (e *Executor) imageAbsent(ctx context.Context, ref string) (bool, error) {
 
 // obtain makes a missing image available as the pull policy allows.
 func (e *Executor) obtain(ctx context.Context, ref string) error {
-	if e.opts.PullPolicy == PullNever {
+	if e.opts.PullPolicy == config.PullNever {
 		return fmt.Errorf("%w: image %s is not on the docker daemon and the pull policy is %q; build it with scripts/build-images.sh",
-			ErrImageMissing, ref, PullNever)
+			ErrImageMissing, ref, config.PullNever)
 	}
 	return e.pull(ctx, ref)
 }
@@ -44,8 +46,8 @@ func (e *Executor) pull(ctx context.Context, ref string) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, e.opts.PullTimeout)
 	defer cancel()
 	start := time.Now()
-	defer func() { e.obs.APICall("pull", time.Since(start), err) }()
-	e.log.Info("pulling image", "image", ref)
+	defer func() { e.opts.Observer.APICall("pull", time.Since(start), err) }()
+	e.opts.Logger.Info("pulling image", "image", ref)
 	rc, err := e.api.ImagePull(ctx, ref, image.PullOptions{})
 	if err == nil {
 		err = readPullStream(rc)
@@ -54,7 +56,7 @@ func (e *Executor) pull(ctx context.Context, ref string) (err error) {
 	if err != nil {
 		return fmt.Errorf("%w: pull image %s: %w", ErrImageMissing, ref, err)
 	}
-	e.log.Info("pulled image", "image", ref, "duration", time.Since(start))
+	e.opts.Logger.Info("pulled image", "image", ref, "duration", time.Since(start))
 	return nil
 }
 

@@ -3,10 +3,12 @@ package docker
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cronium/orchestrator/config"
 	"github.com/cronium/orchestrator/executors"
 )
 
@@ -131,10 +133,8 @@ func TestRunContainerConfig(t *testing.T) {
 	if info.Config.User != "65534:65534" || info.Name != "/"+containerName(spec.ExecutionID) {
 		t.Errorf("user %q name %q", info.Config.User, info.Name)
 	}
-	for _, kv := range info.Config.Env {
-		if strings.HasPrefix(kv, "CRONIUM_INPUT_FILE=") && kv != "CRONIUM_INPUT_FILE=/work/.cronium/input.json" {
-			t.Errorf("env %s", kv)
-		}
+	if kv := "CRONIUM_INPUT_FILE=/work/.cronium/input.json"; !slices.Contains(info.Config.Env, kv) {
+		t.Errorf("env lacks %s: %q", kv, info.Config.Env)
 	}
 	d.requireNoContainer(spec.ExecutionID)
 }
@@ -142,7 +142,7 @@ func TestRunContainerConfig(t *testing.T) {
 func TestRunMissingImage(t *testing.T) {
 	t.Parallel()
 	const img = "cronium/runtime-missing:does-not-exist"
-	for _, policy := range []string{PullNever, PullIfNotPresent} {
+	for _, policy := range []string{config.PullNever, config.PullIfNotPresent} {
 		t.Run(policy, func(t *testing.T) {
 			d := newDockerEnv(t)
 			e := d.executor(func(o *Options) {
@@ -155,7 +155,7 @@ func TestRunMissingImage(t *testing.T) {
 			if !errors.Is(err, ErrImageMissing) || executors.IsRetryable(err) || !strings.Contains(err.Error(), img) {
 				t.Fatalf("err = %v; want ErrImageMissing naming %s, not retryable", err, img)
 			}
-			hint := map[string]string{PullNever: "scripts/build-images.sh", PullIfNotPresent: "pull image"}[policy]
+			hint := map[string]string{config.PullNever: "scripts/build-images.sh", config.PullIfNotPresent: "pull image"}[policy]
 			if !strings.Contains(err.Error(), hint) {
 				t.Errorf("error %q does not say %q", err, hint)
 			}

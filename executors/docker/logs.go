@@ -16,7 +16,13 @@ import (
 // started, removes one that never did (the earlier Run's attach may have
 // spent its stdin, so the script could not reach it) and returns nil, nil
 // when there is none, for the caller to create it.
+//
+// The calls up to the follow ignore ctx's cancellation (they are bounded by
+// the API timeout): a running container found after a cancel must be
+// stopped by waitExit, with SIGTERM and the grace period, not be left
+// behind or killed as if its script had never started.
 func (x *execution) adopt(ctx context.Context) (*session, error) {
+	ctx = context.WithoutCancel(ctx)
 	info, found, err := x.e.inspect(ctx, x.plan.name)
 	if err != nil || !found {
 		return nil, err
@@ -36,6 +42,7 @@ func (x *execution) adopt(ctx context.Context) (*session, error) {
 	case "removing":
 		return nil, fmt.Errorf("%w: container %s is being removed", executors.ErrNotResumable, shortID(x.id))
 	}
+	x.started = true // see Observer
 	x.log.Info("resuming container", "container_id", shortID(x.id), "state", info.State.Status,
 		"skip_stdout", x.spec.Resume.StdoutBytes, "skip_stderr", x.spec.Resume.StderrBytes)
 	return x.follow(ctx, info)
@@ -44,7 +51,8 @@ func (x *execution) adopt(ctx context.Context) (*session, error) {
 // follow streams a started container's output from its log, from the
 // beginning (the local driver keeps it byte for byte), skipping what earlier
 // Runs delivered. For an exited container the stream is the rest of its
-// output and the wait returns at once.
+// output and the wait returns at once. ctx must not be cancellable (see
+// adopt).
 func (x *execution) follow(ctx context.Context, info container.InspectResponse) (*session, error) {
 	repair, err := x.e.repairsLogs(ctx)
 	if err != nil {
@@ -62,9 +70,9 @@ func (x *execution) follow(ctx context.Context, info container.InspectResponse) 
 	output := startStream(func() error { return r.copyFrom(rc) }, func() { cancel(); rc.Close() })
 
 	st := info.State
-	s := &session{output: output, replay: r, started: parseTime(st.StartedAt), exited: !st.Running && !st.Paused && !st.Restarting}
+	s := &session{output: output, replay: r, exited: !st.Running && !st.Paused && !st.Restarting}
 	x.timings.SetupCompleted = time.Now()
-	x.timings.ExecStarted = s.started
+	x.timings.ExecStarted = parseTime(st.StartedAt)
 	if s.exited {
 		x.timings.ExecCompleted = parseTime(st.FinishedAt)
 	}
@@ -108,17 +116,13 @@ func (e *Executor) repairsLogs(ctx context.Context) (bool, error) {
 }
 
 // streamContext is for a call whose response outlives it. The context ends
-// when cancel is called; until disarm is called, also when ctx ends or the
-// call takes longer than the API timeout. Afterwards it no longer follows
-// ctx, so that the stop sequence after a cancellation still sees output.
+// when cancel is called, and, until disarm is called, when the call takes
+// longer than the API timeout. It never follows ctx's cancellation, so that
+// the stop sequence after a cancellation still sees output.
 func (e *Executor) streamContext(ctx context.Context) (_ context.Context, cancel, disarm func()) {
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	stop := context.AfterFunc(ctx, cancel)
 	timer := time.AfterFunc(e.opts.APITimeout, cancel)
-	return sctx, cancel, func() {
-		stop()
-		timer.Stop()
-	}
+	return sctx, cancel, func() { timer.Stop() }
 }
 
 // inspect returns the container named by ref; found is false when there is

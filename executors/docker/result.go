@@ -15,7 +15,8 @@ import (
 // signal N as exit code 128+N (docker-init passes the script's on); the
 // signal is named only when the cause is known, since a script may also
 // exit 137 on its own.
-func (x *execution) result(info container.InspectResponse, stop stopCause) executors.Result {
+// cause is ctx's cancellation cause, named when Run cancelled the script.
+func (x *execution) result(info container.InspectResponse, stop stopCause, cause error) executors.Result {
 	st := info.State
 	r := executors.Result{
 		Exited:    true,
@@ -25,14 +26,14 @@ func (x *execution) result(info container.InspectResponse, stop stopCause) execu
 		Cancelled: stop == stoppedCancel,
 	}
 	if r.ExitCode > 128 && (r.OOMKilled || r.TimedOut || r.Cancelled) {
-		r.Signal = signalName(r.ExitCode - 128)
+		r.Signal = executors.SignalName(r.ExitCode - 128)
 	}
 	var reasons []string
 	switch {
 	case r.TimedOut:
 		reasons = append(reasons, fmt.Sprintf("timed out after %s", x.spec.Timeout))
 	case r.Cancelled:
-		reasons = append(reasons, cancelReason(x.cancelCause))
+		reasons = append(reasons, cancelReason(cause, ""))
 	}
 	if r.OOMKilled {
 		var limit int64
@@ -48,20 +49,17 @@ func (x *execution) result(info container.InspectResponse, stop stopCause) execu
 	return r
 }
 
-func cancelReason(cause error) string {
+// cancelReason is a cancelled Result's Reason: "cancelled", then when (if
+// given), then the cause unless it is a plain cancellation.
+func cancelReason(cause error, when string) string {
+	r := "cancelled"
+	if when != "" {
+		r += " " + when
+	}
 	if cause == nil || errors.Is(cause, context.Canceled) || errors.Is(cause, executors.ErrCancelled) {
-		return "cancelled"
+		return r
 	}
-	return "cancelled: " + cause.Error()
-}
-
-func signalName(n int) string {
-	names := map[int]string{1: "HUP", 2: "INT", 3: "QUIT", 4: "ILL", 6: "ABRT", 7: "BUS", 8: "FPE",
-		9: "KILL", 10: "USR1", 11: "SEGV", 12: "USR2", 13: "PIPE", 14: "ALRM", 15: "TERM", 24: "XCPU", 25: "XFSZ"}
-	if s, ok := names[n]; ok {
-		return s
-	}
-	return fmt.Sprintf("signal %d", n)
+	return r + ": " + cause.Error()
 }
 
 // formatBytes prints a memory limit the way users set it.

@@ -6,13 +6,15 @@ import (
 	"errors"
 	"io"
 	"net"
-	"strings"
+	"os"
 	"sync"
 	"testing"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
 
 	"github.com/cronium/orchestrator/executors"
+	"github.com/cronium/orchestrator/internal/testenv"
 )
 
 // detachWhen runs spec until cond holds for its output, then detaches.
@@ -204,17 +206,21 @@ func TestConnectionDropIsRetryable(t *testing.T) {
 	t.Parallel()
 	d := newDockerEnv(t)
 	host := d.cli.DaemonHost()
-	if !strings.HasPrefix(host, "unix://") {
-		t.Skipf("the proxy needs a unix socket daemon, have %s", host)
+	u, err := client.ParseHostURL(host)
+	if err != nil {
+		t.Fatal(err)
 	}
-	p := startProxy(t, strings.TrimPrefix(host, "unix://"))
+	if (u.Scheme != "unix" && u.Scheme != "tcp") || os.Getenv("DOCKER_TLS_VERIFY") != "" || os.Getenv("DOCKER_CERT_PATH") != "" {
+		testenv.Unavailable(t, "the proxy forwards plain unix and tcp daemon connections, have %s", host)
+	}
+	p := startProxy(t, u.Scheme, u.Host)
 	viaProxy := d.executor(func(o *Options) { o.Host = "unix://" + p.path })
 	spec := d.spec(executors.Bash, `echo started; sleep 2; echo finished; exit 4`)
 	o := newOutput()
 	wait := runAsync(t, context.Background(), viaProxy, spec, o.writers())
 	o.stdout.waitContains(t, "started\n")
 	p.cut()
-	_, err := wait()
+	_, err = wait()
 	if !executors.IsRetryable(err) {
 		t.Fatalf("err = %v, want retryable", err)
 	}
@@ -228,19 +234,20 @@ func TestConnectionDropIsRetryable(t *testing.T) {
 	d.requireNoContainer(spec.ExecutionID)
 }
 
-// proxy forwards a unix socket to the daemon's and can cut every
-// connection, as a daemon restart would.
+// proxy forwards a unix socket to the daemon's socket or TCP address and
+// can cut every connection, as a daemon restart would.
 type proxy struct {
-	path   string
-	target string
-	ln     net.Listener
-	mu     sync.Mutex
-	conns  []net.Conn
-	wg     sync.WaitGroup
+	path    string
+	network string // of the target: unix or tcp
+	target  string
+	ln      net.Listener
+	mu      sync.Mutex
+	conns   []net.Conn
+	wg      sync.WaitGroup
 }
 
-func startProxy(t *testing.T, target string) *proxy {
-	p := &proxy{path: t.TempDir() + "/docker.sock", target: target}
+func startProxy(t *testing.T, network, target string) *proxy {
+	p := &proxy{path: t.TempDir() + "/docker.sock", network: network, target: target}
 	ln, err := net.Listen("unix", p.path)
 	if err != nil {
 		t.Fatal(err)
@@ -263,7 +270,7 @@ func (p *proxy) accept() {
 		if err != nil {
 			return
 		}
-		u, err := net.Dial("unix", p.target)
+		u, err := net.Dial(p.network, p.target)
 		if err != nil {
 			_ = c.Close()
 			continue

@@ -18,18 +18,17 @@ type execution struct {
 	out  executors.Output
 	log  *slog.Logger
 
-	id          string // the container's id, once known
-	timings     executors.Timings
-	cancelCause error // why ctx was cancelled, when that stopped the script
+	id      string // the container's id, once known
+	started bool   // id was reported started (see Observer)
+	timings executors.Timings
 }
 
 // session is a started container Run follows until it exits.
 type session struct {
-	output  *stream
-	wait    *waiter
-	started time.Time // when the script started; the timeout counts from here
-	exited  bool      // it had already exited when this Run found it
-	replay  *replay   // set when the output comes from the log, not attach
+	output *stream
+	wait   *waiter
+	exited bool    // it had already exited when this Run found it
+	replay *replay // set when the output comes from the log, not attach
 }
 
 // close stops following the container, without touching the container.
@@ -51,11 +50,13 @@ func (x *execution) run(ctx context.Context) (executors.Result, error) {
 	case err == nil:
 		res, err = x.supervise(ctx, s)
 	case errors.Is(err, errCancelledEarly):
-		res, err = executors.Result{Cancelled: true, Reason: "cancelled before the script started"}, nil
+		res, err = executors.Result{Cancelled: true, Reason: cancelReason(context.Cause(ctx), "before the script started")}, nil
 	}
-	if keepContainer(err) {
+	switch {
+	case x.id == "":
+	case keepContainer(err):
 		x.log.Info("leaving the container for a later run", "container_id", shortID(x.id), "reason", err)
-	} else if x.id != "" {
+	default:
 		x.cleanup(ctx)
 	}
 	res.Timings = x.timings
@@ -102,7 +103,6 @@ func (x *execution) setupFailed(ctx context.Context, err error) error {
 		if errors.Is(cause, executors.ErrDetached) {
 			return fmt.Errorf("during setup: %w", cause)
 		}
-		x.cancelCause = cause
 		return errCancelledEarly
 	}
 	return setupError(err)
@@ -128,11 +128,11 @@ func (x *execution) supervise(ctx context.Context, s *session) (executors.Result
 	switch {
 	case err != nil:
 		return executors.Result{}, runError(x.id, err)
-	case !found || info.State == nil:
+	case !found:
 		return executors.Result{}, fmt.Errorf("%w: container %s was removed before its exit status was read",
 			executors.ErrNotResumable, shortID(x.id))
 	}
-	res := x.result(info, stop)
+	res := x.result(info, stop, context.Cause(ctx))
 	x.log.Info("container exited", "container_id", shortID(x.id), "result", res.Describe(), "exit_code", res.ExitCode)
 	return res, nil
 }

@@ -33,10 +33,8 @@ func TestRunSuccessWithOutput(t *testing.T) {
 		t.Errorf("stderr = %q", o.stderr.String())
 	}
 	tm := res.Timings
-	if tm.SetupStarted.IsZero() || tm.ExecStarted.Before(tm.SetupCompleted) || tm.ExecCompleted.Before(tm.ExecStarted) ||
-		tm.CleanupCompleted.Before(tm.CleanupStarted) || tm.CleanupStarted.IsZero() {
-		t.Errorf("timings out of order: %+v", tm)
-	}
+	requireInOrder(t, "timings", tm.SetupStarted, tm.SetupCompleted, tm.ExecStarted, tm.ExecCompleted,
+		tm.CleanupStarted, tm.CleanupCompleted)
 	t.Logf("setup %v, exec %v, cleanup %v", tm.SetupCompleted.Sub(tm.SetupStarted),
 		tm.ExecCompleted.Sub(tm.ExecStarted), tm.CleanupCompleted.Sub(tm.CleanupStarted))
 	d.requireNoContainer(spec.ExecutionID)
@@ -234,11 +232,14 @@ func TestPing(t *testing.T) {
 	}
 }
 
+// benchOptions are the settings both benchmarks run with.
+func benchOptions(o *Options) { o.Logger = nil }
+
 // BenchmarkRun measures a container round trip for a script that does
-// nothing: go test -run '^$' -bench Run -benchtime 20x ./executors/docker
+// nothing: go test -run '^$' -bench 'Run$|RawDockerFloor' -benchtime 20x ./executors/docker
 func BenchmarkRun(b *testing.B) {
 	d := newDockerEnv(b)
-	e := d.executor(func(o *Options) { o.Logger = nil })
+	e := d.executor(benchOptions)
 	var setup, exec, cleanup time.Duration
 	for b.Loop() {
 		res, err := e.Run(context.Background(), d.spec(executors.Bash, "true"), executors.Output{})
@@ -257,19 +258,25 @@ func BenchmarkRun(b *testing.B) {
 }
 
 // BenchmarkRawDockerFloor is the floor BenchmarkRun is measured against:
-// the same container (image, limits, init) created, started, waited for
-// and removed through the raw API, with no attach, script delivery or
-// bookkeeping.
+// the container the executor plans for the same job (image, user, limits,
+// network, tmpfs, log driver, init, labels), running "true" in place of
+// the bootstrap, created, started, waited for and removed through the raw
+// API. What it leaves out is what the executor adds: attach, script
+// delivery over stdin, the exit status inspect and the bookkeeping.
 func BenchmarkRawDockerFloor(b *testing.B) {
 	d := newDockerEnv(b)
+	e := d.executor(benchOptions)
 	cli := d.cli
 	ctx := context.Background()
-	img := "cronium/runtime-bash:1"
 	for b.Loop() {
-		c, err := cli.ContainerCreate(ctx, &container.Config{Image: img, Cmd: []string{"true"}, User: "65534:65534"},
-			&container.HostConfig{Init: boolPtr(true), NetworkMode: "none", ReadonlyRootfs: true,
-				CapDrop: []string{"ALL"}, Resources: container.Resources{Memory: 256 << 20, PidsLimit: int64Ptr(256)}},
-			nil, nil, "")
+		p, err := e.plan(d.spec(executors.Bash, "true"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg := *p.config
+		cfg.Entrypoint, cfg.Cmd = nil, []string{"true"}
+		cfg.AttachStdin, cfg.AttachStdout, cfg.AttachStderr, cfg.OpenStdin, cfg.StdinOnce = false, false, false, false, false
+		c, err := cli.ContainerCreate(ctx, &cfg, p.host, nil, nil, p.name)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -278,15 +285,28 @@ func BenchmarkRawDockerFloor(b *testing.B) {
 		}
 		waitC, errC := cli.ContainerWait(ctx, c.ID, container.WaitConditionNotRunning)
 		select {
-		case <-waitC:
+		case r := <-waitC:
+			if r.StatusCode != 0 {
+				b.Fatalf("exit code %d", r.StatusCode)
+			}
 		case err := <-errC:
 			b.Fatal(err)
 		}
-		if err := cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil {
+		if err := cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
-func boolPtr(v bool) *bool    { return &v }
-func int64Ptr(v int64) *int64 { return &v }
+// requireInOrder fails unless every time is set and none is before the one
+// listed ahead of it.
+func requireInOrder(t *testing.T, what string, times ...time.Time) {
+	t.Helper()
+	for i, tm := range times {
+		if tm.IsZero() {
+			t.Errorf("%s: time %d of %d is not set: %v", what, i+1, len(times), times)
+		} else if i > 0 && tm.Before(times[i-1]) {
+			t.Errorf("%s: time %d (%v) is before time %d (%v)", what, i+1, tm, i, times[i-1])
+		}
+	}
+}

@@ -4,10 +4,7 @@ import (
 	"archive/tar"
 	"fmt"
 	"io"
-	"strings"
 	"time"
-
-	"github.com/cronium/orchestrator/executors"
 )
 
 // bootstrap is the container's entrypoint script (POSIX sh: busybox, bash
@@ -37,16 +34,6 @@ const tarRecord = 20 * 512
 type file struct {
 	name string
 	data []byte
-}
-
-// inputJSON is the job's inputData, "{}" when it has none, the same as
-// CRONIUM_INPUT_DATA.
-func inputJSON(spec executors.Spec) []byte {
-	in := strings.TrimSpace(string(spec.InputData))
-	if in == "" || in == "null" {
-		return []byte("{}")
-	}
-	return spec.InputData
 }
 
 // writeFiles writes files to w as a tar stream padded to a whole record.

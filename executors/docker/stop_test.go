@@ -85,8 +85,34 @@ func TestRunCancelledBeforeStart(t *testing.T) {
 	cancel(errors.New("shutting down"))
 	o := newOutput()
 	res, err := d.executor().Run(ctx, spec, o.writers())
-	if err != nil || !res.Cancelled || res.Exited || o.stdout.Len() != 0 {
+	if err != nil || !res.Cancelled || res.Exited || o.stdout.Len() != 0 ||
+		res.Reason != "cancelled before the script started: shutting down" {
 		t.Errorf("result %+v, err %v, stdout %q", res, err, o.stdout.String())
+	}
+	d.requireNoContainer(spec.ExecutionID)
+}
+
+// TestRunCancelledWhileResuming: a cancel that reaches a Run while it picks
+// up a running container stops it like any other cancel, with SIGTERM and
+// the grace period, rather than leaving it behind or killing it as if the
+// script had never started.
+func TestRunCancelledWhileResuming(t *testing.T) {
+	t.Parallel()
+	d := newDockerEnv(t)
+	e := d.executor(func(o *Options) { o.StopGrace = 10 * time.Second })
+	spec := d.spec(executors.Bash, `trap 'echo "got TERM"; exit 143' TERM; echo start; sleep 60 & wait`)
+	o := newOutput()
+	detachWhen(t, d, e, spec, o, "start", func(stdout, _ []byte) bool { return len(stdout) > 0 })
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(errors.New("job deleted")) // every call of the resume sees it
+	spec.Resume = executors.Resume{Resuming: true, StdoutBytes: o.stdout.Len(), StderrBytes: o.stderr.Len()}
+	res, err := e.Run(ctx, spec, o.writers())
+	if err != nil || !res.Cancelled || !res.Exited || res.ExitCode != 143 || res.Signal != "TERM" ||
+		res.Reason != "cancelled: job deleted" {
+		t.Errorf("result %+v, err %v", res, err)
+	}
+	if o.stdout.String() != "start\ngot TERM\n" {
+		t.Errorf("stdout = %q", o.stdout.String())
 	}
 	d.requireNoContainer(spec.ExecutionID)
 }

@@ -41,7 +41,7 @@ func (e *Executor) startWait(ctx context.Context, id string) *waiter {
 		case err = <-errC:
 		}
 		if ctx.Err() == nil { // not ended by stop: a real outcome
-			e.obs.APICall("wait", time.Since(start), err)
+			e.opts.Observer.APICall("wait", time.Since(start), err)
 		}
 		w.result <- err
 	}()
@@ -68,7 +68,7 @@ const (
 func (x *execution) waitExit(ctx context.Context, s *session) (stopCause, error) {
 	var deadline <-chan time.Time
 	if x.spec.Timeout > 0 && !s.exited {
-		started := s.started
+		started := x.timings.ExecStarted
 		if started.IsZero() {
 			started = time.Now()
 		}
@@ -108,7 +108,6 @@ func (x *execution) waitExit(ctx context.Context, s *session) (stopCause, error)
 			}
 			if cause == notStopped && x.signal(ctx, "SIGTERM") {
 				x.log.Info("cancelled; stopping container", "cause", c)
-				x.cancelCause = c
 				cause, grace = stoppedCancel, time.After(x.e.opts.StopGrace)
 			}
 		case <-grace:
