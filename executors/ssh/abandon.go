@@ -11,25 +11,40 @@ import (
 )
 
 // Abandon stops what is left of an execution on its server(s) (TERM, the
-// stop grace, KILL of the job's process group) and removes its spools. An
-// execution with nothing left is not an error.
+// stop grace, KILL of the job's process group) and removes its spools; with
+// an empty spec.ExecutionID, of every execution of spec.JobID. An execution
+// with nothing left is not an error. The servers must be in spec: without
+// them Abandon cannot reach anything and says so (ErrServersUnknown)
+// rather than report a job stopped.
 func (e *Executor) Abandon(ctx context.Context, spec executors.Spec) error {
-	e.launched.Delete(spec.ExecutionID)
-	for i := range spec.Servers {
-		e.launched.Delete(executors.ServerExecutionID(spec.ExecutionID, i))
-	}
-	if len(spec.Servers) <= 1 {
-		if len(spec.Servers) == 0 {
-			return nil
+	if len(spec.Servers) == 0 {
+		what := "job " + spec.JobID
+		if spec.ExecutionID != "" {
+			what = "execution " + spec.ExecutionID + " of " + what
 		}
-		return e.abandonServer(ctx, spec.Servers[0], spec.ExecutionID)
+		return errorf(ErrServersUnknown, "ssh: cannot stop %s: its servers are not known to this process", what)
+	}
+	tags := make([]string, len(spec.Servers))
+	for i := range tags {
+		id := spec.ExecutionID
+		if len(spec.Servers) > 1 {
+			id = executors.ServerExecutionID(spec.ExecutionID, i)
+		}
+		tags[i] = spoolTag(spec.JobID, id)
+		if spec.ExecutionID == "" {
+			tags[i] = jobSpools(spec.JobID)
+		}
+		e.launched.Delete(id)
 	}
 	e.dropProgress(spec.ExecutionID)
+	if len(spec.Servers) == 1 {
+		return e.abandonServer(ctx, spec.Servers[0], tags[0])
+	}
 	errs := make([]error, len(spec.Servers))
 	var wg sync.WaitGroup
 	for i, srv := range spec.Servers {
 		wg.Go(func() {
-			if err := e.abandonServer(ctx, srv, executors.ServerExecutionID(spec.ExecutionID, i)); err != nil {
+			if err := e.abandonServer(ctx, srv, tags[i]); err != nil {
 				errs[i] = fmt.Errorf("server %s: %w", srv.Label(), err)
 			}
 		})
@@ -38,23 +53,29 @@ func (e *Executor) Abandon(ctx context.Context, spec executors.Spec) error {
 	return errors.Join(errs...)
 }
 
-// abandonServer stops and removes every spool of executionID on srv.
-func (e *Executor) abandonServer(ctx context.Context, srv executors.Server, executionID string) error {
+// abandonServer stops and removes every spool on srv that tag matches.
+func (e *Executor) abandonServer(ctx context.Context, srv executors.Server, tag string) error {
 	// Like a resumed run, cleanup of a job that exists goes past the breaker.
 	l, err := e.pool.acquire(ctx, srv, true)
 	if err != nil {
 		return err
 	}
 	defer l.release()
+	return e.abandonOver(ctx, l, srv, tag)
+}
+
+// abandonOver is abandonServer on a slot the caller holds.
+func (e *Executor) abandonOver(ctx context.Context, l *lease, srv executors.Server, tag string) error {
 	sess, err := l.newSession()
 	if err != nil {
 		return errorf(ErrConnLost, "ssh: %s: %v", srv.Label(), err)
 	}
 	defer l.endSession(sess)
-	var stdout, diag limitedBuffer
+	stdout, diag := limitedBuffer{max: stepOutputMax}, limitedBuffer{}
 	sess.Stdout, sess.Stderr = &stdout, &diag
+	cmd, sync := remoteCommand(spoolVars(e.opts, tag), "abandon")
 	done := make(chan error, 1)
-	go func() { done <- sess.Run(remoteCommand(spoolVars(e.opts, spoolTag(executionID)), "abandon")) }()
+	go func() { done <- sess.Run(cmd) }()
 	select {
 	case err = <-done:
 	case <-ctx.Done():
@@ -62,11 +83,12 @@ func (e *Executor) abandonServer(ctx context.Context, srv executors.Server, exec
 		<-done
 		return fmt.Errorf("ssh: abandon on %s: %w", srv.Label(), context.Cause(ctx))
 	}
-	if strings.HasPrefix(stdout.String(), "D") {
+	fr, ferr := newFrameReader(strings.NewReader(stdout.String()), sync).next()
+	if ferr == nil && fr.kind == 'D' {
 		return nil
 	}
 	if err == nil {
-		err = errors.New("no confirmation")
+		err = fmt.Errorf("no confirmation (%v)", ferr)
 	}
 	return fmt.Errorf("%w: abandon on %s: %v%s", ErrRemote, srv.Label(), err, diag.suffix())
 }

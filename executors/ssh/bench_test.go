@@ -1,6 +1,7 @@
 package ssh
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"strconv"
@@ -21,14 +22,15 @@ func benchRun(b *testing.B, fresh bool, script string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer e.Close()
+	b.Cleanup(func() { _ = e.Close() }) // the last executor, when fresh
 	out := executors.Output{Stdout: io.Discard, Stderr: io.Discard}
-	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		if fresh {
 			b.StopTimer()
 			_ = e.Close()
-			e, _ = New(opts)
+			if e, err = New(opts); err != nil {
+				b.Fatal(err)
+			}
 			b.StartTimer()
 		}
 		spec := executors.Spec{ExecutionID: "bench-" + b.Name() + "-" + strconv.Itoa(i),
@@ -73,5 +75,48 @@ func BenchmarkRawSessionFloor(b *testing.B) {
 			b.Fatal(err)
 		}
 		sess.Close()
+	}
+}
+
+// BenchmarkPrefixer feeds 32 KiB chunks of 64-byte lines through one
+// server's line prefixer of a multi-server job.
+func BenchmarkPrefixer(b *testing.B) {
+	line := bytes.Repeat([]byte("x"), 63)
+	line = append(line, '\n')
+	chunk := bytes.Repeat(line, 512)
+	sink := &multiSink{out: executors.Output{Stdout: io.Discard, Stderr: io.Discard}, mp: &multiProgress{}}
+	p := &prefixer{sink: sink, prefix: "[web1] "}
+	b.SetBytes(int64(len(chunk)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.Write(chunk); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkFramePayload reads O frames of 4 KiB, the size remote.sh sends
+// while output flows, through the frame reader.
+func BenchmarkFramePayload(b *testing.B) {
+	payload := bytes.Repeat([]byte("y"), 4096)
+	var one bytes.Buffer
+	one.WriteString("O " + strconv.Itoa(len(payload)) + "\n")
+	one.Write(payload)
+	stream := bytes.Repeat(one.Bytes(), 256)
+	var n int64
+	w := &counter{w: io.Discard, n: &n} // what Run writes to: no ReaderFrom
+	b.SetBytes(int64(len(payload) * 256))
+	b.ReportAllocs()
+	for b.Loop() {
+		fr := newFrameReader(bytes.NewReader(stream), "")
+		for range 256 {
+			f, err := fr.next()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := fr.payload(w, f.n); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
 }

@@ -5,26 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
-
-	"github.com/cronium/orchestrator/executors"
 )
-
-// address is host:port for dialing and known_hosts. Unlike
-// executors.Server.Address it brackets IPv6 literals.
-func address(srv executors.Server) string {
-	port := srv.Port
-	if port == 0 {
-		port = 22
-	}
-	host := strings.TrimSuffix(strings.TrimPrefix(srv.Host, "["), "]")
-	return net.JoinHostPort(host, strconv.Itoa(port))
-}
 
 // errCtxDone marks a connect that stopped because its context ended.
 var errCtxDone = errors.New("connect abandoned")
@@ -51,11 +36,12 @@ func (p *pool) dial(ctx context.Context, e *entry) (*ssh.Client, net.Conn, error
 	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
 	var hostKeyDone atomic.Bool
 	methods, release := creds.methods()
+	hc := p.hk.forDial(addr, e.srv.HostKeyFingerprints)
 	cfg := &ssh.ClientConfig{
 		User:              e.srv.Username,
 		Auth:              methods,
-		HostKeyCallback:   p.hk.callback(addr, e.srv.HostKeyFingerprints, func() { hostKeyDone.Store(true) }),
-		HostKeyAlgorithms: p.hk.algorithms(addr, e.srv.HostKeyFingerprints),
+		HostKeyCallback:   hc.callback(func() { hostKeyDone.Store(true) }),
+		HostKeyAlgorithms: hc.algorithms(),
 	}
 	c, chans, reqs, err := ssh.NewClientConn(nc, addr, cfg)
 	release()

@@ -31,6 +31,10 @@ var (
 	// truncated upload, ...).
 	ErrRemote = errors.New("ssh: remote setup failed")
 	ErrClosed = errors.New("ssh: executor closed")
+	// ErrServersUnknown means Abandon was given no servers (an orphan of
+	// an earlier process, whose servers were not recorded): nothing could
+	// be stopped.
+	ErrServersUnknown = errors.New("ssh: servers unknown")
 )
 
 // HostKeyError is a refused host key. It unwraps to ErrHostKeyUnknown or

@@ -71,9 +71,7 @@ func (e *Executor) Run(ctx context.Context, spec executors.Spec, out executors.O
 	if len(spec.Servers) > 1 {
 		return e.runMulti(ctx, spec, out)
 	}
-	t := &target{srv: spec.Servers[0], executionID: spec.ExecutionID, resume: spec.Resume}
-	res, err := e.runTarget(ctx, spec, t, out)
-	return res, err
+	return e.runTarget(ctx, spec, &target{srv: spec.Servers[0], executionID: spec.ExecutionID, resume: spec.Resume}, out)
 }
 
 func validate(spec executors.Spec) error {
@@ -95,9 +93,5 @@ func validate(spec executors.Spec) error {
 			return fmt.Errorf("%w: server %q needs a host and a username", executors.ErrInvalidSpec, s.Label())
 		}
 	}
-	_, err := envFile(spec.Environment())
-	return err
+	return checkEnv(spec.Environment())
 }
-
-// poolStats reports open connections and taken slots per server address.
-func (e *Executor) poolStats() map[string][2]int { return e.pool.stats() }

@@ -38,11 +38,12 @@ func (r *remoteRun) follow(ctx context.Context, l *lease) (res executors.Result,
 	}
 	var diag limitedBuffer
 	sess.Stderr = &diag
-	vars := append(r.commonVars(), [2]string{"o", fmt.Sprint(r.t.stdout)}, [2]string{"e", fmt.Sprint(r.t.stderr)})
-	if err := sess.Start(remoteCommand(vars, "follow")); err != nil {
+	vars := append(spoolVars(r.e.opts, r.tag), [2]string{"o", fmt.Sprint(r.t.stdout)}, [2]string{"e", fmt.Sprint(r.t.stderr)})
+	cmd, sync := remoteCommand(vars, "follow")
+	if err := sess.Start(cmd); err != nil {
 		return r.res, false, r.lost(err)
 	}
-	fr := newFrameReader(stdout)
+	fr := newFrameReader(stdout, sync)
 	first, err := fr.next()
 	switch {
 	case err != nil:
@@ -62,7 +63,7 @@ func (r *remoteRun) follow(ctx context.Context, l *lease) (res executors.Result,
 	defer ctl.close()
 	x, err := r.stream(fr)
 	if err != nil {
-		return r.interrupted(ctx, err)
+		return r.interrupted(ctx, sess, err)
 	}
 	r.finish(x)
 	r.cleanup(ctl, sess)
@@ -158,7 +159,7 @@ func (r *remoteRun) cleanup(ctl *control, sess *ssh.Session) {
 	if !ok {
 		ctx, cancel := context.WithTimeout(context.Background(), r.e.opts.DialTimeout+r.e.opts.HandshakeTimeout+r.e.opts.StopGrace)
 		defer cancel()
-		if err := r.e.abandonServer(ctx, r.t.srv, r.t.executionID); err != nil {
+		if err := r.abandon(ctx, sess); err != nil {
 			r.log.Warn("ssh: could not remove the job's spool on the server", "err", err)
 		}
 	}
@@ -166,7 +167,7 @@ func (r *remoteRun) cleanup(ctl *control, sess *ssh.Session) {
 }
 
 // interrupted answers a follow session that ended before the job did.
-func (r *remoteRun) interrupted(ctx context.Context, err error) (executors.Result, bool, error) {
+func (r *remoteRun) interrupted(ctx context.Context, sess *ssh.Session, err error) (executors.Result, bool, error) {
 	if errors.Is(err, ErrRemote) {
 		return r.res, true, fmt.Errorf("ssh: %s: %w", r.t.srv.Label(), err)
 	}
@@ -175,14 +176,14 @@ func (r *remoteRun) interrupted(ctx context.Context, err error) (executors.Resul
 	}
 	cause := context.Cause(ctx)
 	if errors.Is(cause, executors.ErrDetached) {
-		return r.res, true, fmt.Errorf("ssh: %s: %w", r.t.srv.Label(), cause)
+		return r.res, true, r.detached(cause)
 	}
 	// Cancelled, but the stop could not be confirmed over this session:
-	// stop and remove the job over a new connection.
+	// stop and remove the job over another one.
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx),
 		r.e.opts.DialTimeout+r.e.opts.HandshakeTimeout+r.e.opts.StopGrace+stopSlack)
 	defer cancel()
-	if aerr := r.e.abandonServer(actx, r.t.srv, r.t.executionID); aerr != nil {
+	if aerr := r.abandon(actx, sess); aerr != nil {
 		return r.res, true, fmt.Errorf("ssh: cancelling execution %s on %s failed; it may still run: %w",
 			r.t.executionID, r.t.srv.Label(), aerr)
 	}
@@ -190,6 +191,22 @@ func (r *remoteRun) interrupted(ctx context.Context, err error) (executors.Resul
 	r.res.Reason = "cancelled"
 	r.res.Timings.ExecCompleted = time.Now()
 	return r.res, true, nil
+}
+
+// abandon stops and removes this run's job after its follow session
+// failed. It opens the abandon session under the run's own slot while the
+// connection answers: giving the slot back to wait for another could queue
+// behind other jobs, with every slot busy, until ctx ends.
+func (r *remoteRun) abandon(ctx context.Context, sess *ssh.Session) error {
+	_ = sess.Close()
+	if r.l.check() {
+		err := r.e.abandonOver(ctx, r.l, r.t.srv, r.tag)
+		if !errors.Is(err, ErrConnLost) {
+			return err
+		}
+	}
+	r.l.release()
+	return r.e.abandonServer(ctx, r.t.srv, r.tag)
 }
 
 // control owns the follow session's stdin: it asks the server to stop the

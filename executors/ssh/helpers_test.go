@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -145,6 +146,65 @@ func run(t *testing.T, e *Executor, spec executors.Spec) (executors.Result, *cap
 	var c capture
 	res, err := e.Run(ctx, spec, c.output())
 	return res, &c, err
+}
+
+// outcome is what a Run in the background returned.
+type outcome struct {
+	res executors.Result
+	err error
+	// after is how long Run took to return once act was called.
+	after time.Duration
+}
+
+// runUntil runs spec in the background and, on the test goroutine, waits
+// until cond holds, then calls act (which may cancel Run's context with a
+// cause, or break the server) and waits for Run to return. If the test
+// fails before, Run is cancelled and waited for: nothing outlives the test.
+func runUntil(t *testing.T, e *Executor, spec executors.Spec, c *capture, cond func() bool,
+	act func(cancel context.CancelCauseFunc)) outcome {
+	t.Helper()
+	parent, cancel := context.WithCancelCause(context.Background())
+	ctx, stop := context.WithTimeout(parent, 60*time.Second)
+	defer stop()
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := e.Run(ctx, spec, c.output())
+		done <- outcome{res: res, err: err}
+	}()
+	returned := false
+	defer func() {
+		if !returned {
+			cancel(executors.ErrCancelled)
+			<-done
+		}
+	}()
+	testenv.Eventually(t, 10*time.Second, "the moment to act", func() bool {
+		select {
+		case o := <-done:
+			returned = true
+			t.Fatalf("Run returned early: res=%+v err=%v stdout=%q stderr=%q", o.res, o.err, c.stdout.String(), c.stderr.String())
+		default:
+		}
+		return cond()
+	})
+	acted := time.Now()
+	act(cancel)
+	o := <-done
+	returned = true
+	o.after = time.Since(acted)
+	return o
+}
+
+// assertNoSpool checks that spec's spool is gone from the test server.
+func assertNoSpool(t *testing.T, s interface{ Exec(string) (string, error) }, spec executors.Spec) {
+	t.Helper()
+	if spec.ExecutionID == "" {
+		t.Fatal("assertNoSpool: the spec has no execution id")
+	}
+	out, err := s.Exec(`ls -d /tmp/cronium-` + spoolTag(spec.JobID, spec.ExecutionID) + `.* 2>/dev/null || true`)
+	if err != nil || strings.TrimSpace(out) != "" {
+		t.Fatalf("spool remains: %s (err %v)", out, err)
+	}
 }
 
 // remote runs a shell script on the test server as root.

@@ -33,12 +33,44 @@ type hostKeys struct {
 // the host name we dialed, which we always pass.
 var anyAddr = &net.TCPAddr{IP: net.IPv4zero, Port: 22}
 
-// callback verifies the key for addr (host:port as dialed). accepted is
-// called once the key passed, which lets the dialer tell authentication
-// failures from host key failures.
-func (h *hostKeys) callback(addr string, pins []string, accepted func()) ssh.HostKeyCallback {
+// hostCheck verifies one connection attempt's host key. known_hosts is
+// read once per attempt, for the algorithms to offer and the key check,
+// and only when neither pins nor insecure-ignore decide.
+type hostCheck struct {
+	h    *hostKeys
+	addr string // host:port as dialed
+	pins []string
+	// db is the parsed known_hosts; nil when the file does not exist.
+	db    ssh.HostKeyCallback
+	dbErr error
+}
+
+func (h *hostKeys) forDial(addr string, pins []string) *hostCheck {
+	c := &hostCheck{h: h, addr: addr, pins: pins}
+	if len(pins) == 0 && h.policy != PolicyInsecureIgnore {
+		c.db, c.dbErr = h.load()
+	}
+	return c
+}
+
+// load parses known_hosts. A missing file lists no host.
+func (h *hostKeys) load() (ssh.HostKeyCallback, error) {
+	db, err := knownhosts.New(h.path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("ssh: known_hosts %s: %w", h.path, err)
+	}
+	return db, nil
+}
+
+// callback verifies the key. accepted is called once the key passed,
+// which lets the dialer tell authentication failures from host key
+// failures.
+func (c *hostCheck) callback(accepted func()) ssh.HostKeyCallback {
 	return func(_ string, _ net.Addr, key ssh.PublicKey) error {
-		if err := h.verify(addr, pins, key); err != nil {
+		if err := c.verify(key); err != nil {
 			return err
 		}
 		accepted()
@@ -46,25 +78,28 @@ func (h *hostKeys) callback(addr string, pins []string, accepted func()) ssh.Hos
 	}
 }
 
-func (h *hostKeys) verify(addr string, pins []string, key ssh.PublicKey) error {
+func (c *hostCheck) verify(key ssh.PublicKey) error {
 	presented := ssh.FingerprintSHA256(key)
-	if len(pins) > 0 {
-		for _, p := range pins {
+	if len(c.pins) > 0 {
+		for _, p := range c.pins {
 			if normalizeFingerprint(p) == presented {
 				return nil
 			}
 		}
-		return &HostKeyError{Addr: addr, Presented: presented, KeyType: key.Type(), Expected: pins,
+		return &HostKeyError{Addr: c.addr, Presented: presented, KeyType: key.Type(), Expected: c.pins,
 			Source: "the pinned fingerprints", Changed: true}
 	}
-	if h.policy == PolicyInsecureIgnore {
-		h.log.Warn("SSH HOST KEY NOT VERIFIED: host_key_policy is insecure-ignore; connections can be intercepted",
-			"server", addr, "presented", presented)
+	if c.h.policy == PolicyInsecureIgnore {
+		c.h.log.Warn("SSH HOST KEY NOT VERIFIED: host_key_policy is insecure-ignore; connections can be intercepted",
+			"server", c.addr, "presented", presented)
 		return nil
 	}
-	err := h.check(addr, key)
-	if errors.Is(err, ErrHostKeyUnknown) && h.policy == PolicyAcceptNew {
-		return h.record(addr, key)
+	if c.dbErr != nil {
+		return c.dbErr
+	}
+	err := c.h.check(c.db, c.addr, key)
+	if errors.Is(err, ErrHostKeyUnknown) && c.h.policy == PolicyAcceptNew {
+		return c.h.record(c.addr, key)
 	}
 	return err
 }
@@ -75,16 +110,12 @@ func normalizeFingerprint(fp string) string {
 	return "SHA256:" + fp
 }
 
-// check looks the key up in known_hosts. A missing file lists no host.
-func (h *hostKeys) check(addr string, key ssh.PublicKey) error {
-	cb, err := knownhosts.New(h.path)
-	if errors.Is(err, fs.ErrNotExist) {
+// check looks the key up in db, a parsed known_hosts (nil: no file).
+func (h *hostKeys) check(db ssh.HostKeyCallback, addr string, key ssh.PublicKey) error {
+	if db == nil {
 		return h.keyError(addr, key, nil)
 	}
-	if err != nil {
-		return fmt.Errorf("ssh: known_hosts %s: %w", h.path, err)
-	}
-	err = cb(addr, anyAddr, key)
+	err := db(addr, anyAddr, key)
 	var ke *knownhosts.KeyError
 	var re *knownhosts.RevokedError
 	switch {
@@ -126,7 +157,11 @@ func (h *hostKeys) record(addr string, key ssh.PublicKey) error {
 		return fmt.Errorf("ssh: accept-new: lock %s: %w", h.path, err)
 	}
 	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN) //nolint:errcheck // closing unlocks too
-	if err := h.check(addr, key); !errors.Is(err, ErrHostKeyUnknown) {
+	db, err := h.load()                               // again: another process may have recorded it meanwhile
+	if err != nil {
+		return err
+	}
+	if err := h.check(db, addr, key); !errors.Is(err, ErrHostKeyUnknown) {
 		return err
 	}
 	line := knownhosts.Line([]string{addr}, key) + "\n"
@@ -154,16 +189,12 @@ func needsNewline(f *os.File) bool {
 // algorithms restricts the host key algorithms offered to the server to the
 // types known_hosts lists for it. Without this a server with several host
 // keys may present one we do not know, which would read as "changed".
-func (h *hostKeys) algorithms(addr string, pins []string) []string {
-	if len(pins) > 0 || h.policy == PolicyInsecureIgnore {
-		return nil
-	}
-	cb, err := knownhosts.New(h.path)
-	if err != nil {
+func (c *hostCheck) algorithms() []string {
+	if c.db == nil {
 		return nil
 	}
 	var ke *knownhosts.KeyError
-	if err := cb(addr, anyAddr, probeKey()); !errors.As(err, &ke) {
+	if err := c.db(c.addr, anyAddr, probeKey()); !errors.As(err, &ke) {
 		return nil
 	}
 	var algos []string

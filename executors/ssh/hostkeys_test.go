@@ -13,8 +13,6 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
-
-	"github.com/cronium/orchestrator/executors"
 )
 
 func newHostKey(t *testing.T) ssh.PublicKey {
@@ -48,10 +46,10 @@ func TestHostKeysStrict(t *testing.T) {
 	known, other := newHostKey(t), newHostKey(t)
 	hk, _ := hostKeysAt(t, PolicyStrict, knownhosts.Line([]string{addr}, known))
 
-	if err := hk.verify(addr, nil, known); err != nil {
+	if err := hk.forDial(addr, nil).verify(known); err != nil {
 		t.Fatalf("known key refused: %v", err)
 	}
-	err := hk.verify(addr, nil, other)
+	err := hk.forDial(addr, nil).verify(other)
 	var hke *HostKeyError
 	if !errors.Is(err, ErrHostKeyChanged) || !errors.As(err, &hke) || hke.Presented != ssh.FingerprintSHA256(other) {
 		t.Fatalf("changed key: err = %v", err)
@@ -59,11 +57,11 @@ func TestHostKeysStrict(t *testing.T) {
 	if !strings.Contains(err.Error(), ssh.FingerprintSHA256(other)) || !strings.Contains(err.Error(), ssh.FingerprintSHA256(known)) {
 		t.Fatalf("message names neither fingerprint: %v", err)
 	}
-	err = hk.verify("other.example:22", nil, known)
+	err = hk.forDial("other.example:22", nil).verify(known)
 	if !errors.Is(err, ErrHostKeyUnknown) || !strings.Contains(err.Error(), ssh.FingerprintSHA256(known)) {
 		t.Fatalf("unknown host: err = %v", err)
 	}
-	if got := hk.algorithms(addr, nil); len(got) != 1 || got[0] != ssh.KeyAlgoED25519 {
+	if got := hk.forDial(addr, nil).algorithms(); len(got) != 1 || got[0] != ssh.KeyAlgoED25519 {
 		t.Fatalf("algorithms = %v, want [ssh-ed25519]", got)
 	}
 }
@@ -71,7 +69,7 @@ func TestHostKeysStrict(t *testing.T) {
 func TestHostKeysMissingFileIsEmpty(t *testing.T) {
 	t.Parallel()
 	hk, path := hostKeysAt(t, PolicyStrict)
-	if err := hk.verify("a:22", nil, newHostKey(t)); !errors.Is(err, ErrHostKeyUnknown) {
+	if err := hk.forDial("a:22", nil).verify(newHostKey(t)); !errors.Is(err, ErrHostKeyUnknown) {
 		t.Fatalf("err = %v, want unknown", err)
 	}
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
@@ -88,7 +86,7 @@ func TestHostKeysAcceptNew(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
-			if err := hk.verify(addr, nil, first); err != nil {
+			if err := hk.forDial(addr, nil).verify(first); err != nil {
 				t.Errorf("first key refused: %v", err)
 			}
 		})
@@ -98,7 +96,7 @@ func TestHostKeysAcceptNew(t *testing.T) {
 	if n := strings.Count(string(b), "\n"); n != 1 {
 		t.Fatalf("known_hosts has %d lines, want 1:\n%s", n, b)
 	}
-	if err := hk.verify(addr, nil, second); !errors.Is(err, ErrHostKeyChanged) {
+	if err := hk.forDial(addr, nil).verify(second); !errors.Is(err, ErrHostKeyChanged) {
 		t.Fatalf("changed key after accept-new: err = %v", err)
 	}
 	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
@@ -112,26 +110,15 @@ func TestHostKeysPinned(t *testing.T) {
 	hk, _ := hostKeysAt(t, PolicyInsecureIgnore)
 	fp := ssh.FingerprintSHA256(k)
 	for _, pin := range []string{fp, strings.TrimPrefix(fp, "SHA256:"), " " + fp + "= "} {
-		if err := hk.verify("a:22", []string{pin}, k); err != nil {
+		if err := hk.forDial("a:22", []string{pin}).verify(k); err != nil {
 			t.Fatalf("pin %q refused: %v", pin, err)
 		}
 	}
 	// Pins win over every policy, insecure-ignore included.
-	if err := hk.verify("a:22", []string{fp}, other); !errors.Is(err, ErrHostKeyChanged) {
+	if err := hk.forDial("a:22", []string{fp}).verify(other); !errors.Is(err, ErrHostKeyChanged) {
 		t.Fatalf("mismatching pin: err = %v", err)
 	}
-	if err := hk.verify("a:22", nil, other); err != nil {
+	if err := hk.forDial("a:22", nil).verify(other); err != nil {
 		t.Fatalf("insecure-ignore refused: %v", err)
-	}
-}
-
-func TestAddress(t *testing.T) {
-	t.Parallel()
-	for host, want := range map[string]string{
-		"db.example": "db.example:22", "10.0.0.1": "10.0.0.1:22", "::1": "[::1]:22", "[fe80::1]": "[fe80::1]:22",
-	} {
-		if got := address(executors.Server{Host: host}); got != want {
-			t.Errorf("address(%q) = %q, want %q", host, got, want)
-		}
 	}
 }

@@ -15,9 +15,6 @@ type lease struct {
 	once sync.Once
 }
 
-// lost is closed when the connection leaves the pool (dead or closed).
-func (l *lease) lost() <-chan struct{} { return l.c.done }
-
 func (l *lease) release() { l.once.Do(func() { l.p.release(l.c) }) }
 
 // newSession opens a session under the lease. sshd refuses a session
@@ -44,14 +41,15 @@ func (l *lease) endSession(s *ssh.Session) {
 	_, _, _ = l.c.client.SendRequest("keepalive@openssh.com", true, nil)
 }
 
-// check is called when a session on the lease failed. A session can fail
-// on a healthy connection (the remote command died), so the connection is
-// probed rather than dropped; a dead one leaves the pool now instead of
-// when its reader notices, so that the resumed run does not pick it again.
-func (l *lease) check() {
+// check is called when a session on the lease failed, and reports whether
+// the connection is still up. A session can fail on a healthy connection
+// (the remote command died), so the connection is probed rather than
+// dropped; a dead one leaves the pool now instead of when its reader
+// notices, so that the resumed run does not pick it again.
+func (l *lease) check() bool {
 	select {
 	case <-l.c.done:
-		return
+		return false
 	default:
 	}
 	replied := make(chan error, 1)
@@ -64,9 +62,10 @@ func (l *lease) check() {
 	select {
 	case err := <-replied:
 		if err == nil {
-			return
+			return true
 		}
 	case <-t.C:
 	}
 	l.p.remove(l.c)
+	return false
 }

@@ -191,30 +191,37 @@ const maxLine = 64 << 10
 
 // prefixer writes one server's stream to the sink line by line, each line
 // prefixed with the server's name, so that lines of different servers
-// never interleave mid-line.
+// never interleave mid-line. The complete lines of a chunk go to the sink
+// in one write, built in a buffer reused across chunks.
 type prefixer struct {
 	sink    *multiSink
 	stderr  bool
 	prefix  string
 	pending []byte
+	buf     []byte
 }
 
 func (p *prefixer) Write(b []byte) (int, error) {
-	p.pending = append(p.pending, b...)
+	n := len(b)
+	p.buf = p.buf[:0]
 	for {
-		i := bytes.IndexByte(p.pending, '\n')
+		i := bytes.IndexByte(b, '\n')
 		if i < 0 {
 			break
 		}
-		if err := p.sink.write(p.stderr, append([]byte(p.prefix), p.pending[:i+1]...)); err != nil {
-			return len(b), err
-		}
-		p.pending = p.pending[i+1:]
+		p.buf = append(append(append(p.buf, p.prefix...), p.pending...), b[:i+1]...)
+		p.pending = p.pending[:0]
+		b = b[i+1:]
 	}
+	p.pending = append(p.pending, b...)
 	if len(p.pending) > maxLine {
-		p.flush()
+		p.buf = append(append(append(p.buf, p.prefix...), p.pending...), '\n')
+		p.pending = p.pending[:0]
 	}
-	return len(b), nil
+	if len(p.buf) == 0 {
+		return n, nil
+	}
+	return n, p.sink.write(p.stderr, p.buf)
 }
 
 // flush writes a trailing partial line, ending it.

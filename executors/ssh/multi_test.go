@@ -89,7 +89,7 @@ func TestMultiServerResumeAfterDrop(t *testing.T) {
 	servers[1].Name = "flaky"
 	spec := bashSpec(t, `for i in $(seq 1 15); do echo "line $i"; sleep 0.1; done`, servers...)
 	var first capture
-	err, _ := runUntilLost(t, e, spec, &first, "[flaky] line 4\n", func() { _ = b.KillSSHD() })
+	_, err := runUntilLost(t, e, spec, &first, "[flaky] line 4\n", func() { _ = b.KillSSHD() })
 	if !executors.IsRetryable(err) {
 		t.Fatalf("err = %v", err)
 	}

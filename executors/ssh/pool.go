@@ -3,6 +3,7 @@ package ssh
 import (
 	"context"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -22,11 +23,16 @@ type pool struct {
 	hk       *hostKeys
 	breakers *breakers
 
+	// ctx ends when the pool closes; it aborts dials in progress.
+	ctx  context.Context
+	stop context.CancelCauseFunc
+
 	mu      sync.Mutex
 	entries map[poolKey]*entry
 	servers map[string]*server
 	closed  bool
-	// wg tracks every connection's watcher and keepalive goroutines.
+	// wg tracks dials in progress and every connection's watcher and
+	// keepalive goroutines.
 	wg sync.WaitGroup
 }
 
@@ -46,11 +52,15 @@ func (s *server) notify() {
 	s.changed = make(chan struct{})
 }
 
+// entry is one (server, user, credentials). It is dropped when it has
+// no connection and no dial in progress, so that the pool does not keep
+// every credential it ever used (decrypted keys) in memory.
 type entry struct {
-	key     poolKey
-	s       *server
-	srv     executors.Server
-	conns   []*conn
+	key   poolKey
+	s     *server
+	srv   executors.Server
+	conns []*conn
+	// dialing counts dials in progress for the entry.
 	dialing int
 
 	credMu sync.Mutex
@@ -68,8 +78,9 @@ type conn struct {
 }
 
 func newPool(opts Options, hk *hostKeys) *pool {
-	return &pool{opts: opts, hk: hk, breakers: newBreakers(opts), entries: map[poolKey]*entry{},
-		servers: map[string]*server{}}
+	ctx, stop := context.WithCancelCause(context.Background())
+	return &pool{opts: opts, hk: hk, breakers: newBreakers(opts), ctx: ctx, stop: stop,
+		entries: map[poolKey]*entry{}, servers: map[string]*server{}}
 }
 
 // credentials parses the server's key once per entry and caches only
@@ -96,7 +107,7 @@ func (e *entry) credentials(opts Options) (*credentials, error) {
 // resumed run reconnects to a job that is running out there, and must get
 // through as soon as the server is back, not when the breaker next probes.
 func (p *pool) acquire(ctx context.Context, srv executors.Server, bypassBreaker bool) (*lease, error) {
-	key := poolKey{address(srv), srv.Username, credentialID(srv)}
+	key := poolKey{srv.Address(), srv.Username, credentialID(srv)}
 	for {
 		p.mu.Lock()
 		if p.closed {
@@ -113,6 +124,7 @@ func (p *pool) acquire(ctx context.Context, srv executors.Server, bypassBreaker 
 		if e.s.open < p.opts.MaxConnsPerServer {
 			e.s.open++
 			e.dialing++
+			p.wg.Add(1) // under p.mu: close waits for the dial
 			p.mu.Unlock()
 			if evicted != nil {
 				_ = evicted.client.Close()
@@ -183,7 +195,13 @@ func (p *pool) take(c *conn) {
 	p.opts.Observer.Sessions(c.e.key.addr, 1)
 }
 
+// dialInto dials a connection for e and takes a slot on it. acquire
+// counted the dial in p.wg; closing the pool aborts it.
 func (p *pool) dialInto(ctx context.Context, e *entry, bypassBreaker bool) (*lease, error) {
+	defer p.wg.Done()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	defer context.AfterFunc(p.ctx, func() { cancel(ErrClosed) })()
 	addr := e.key.addr
 	dial := func() (*conn, error) {
 		client, nc, err := p.dial(ctx, e)
@@ -205,6 +223,10 @@ func (p *pool) dialInto(ctx context.Context, e *entry, bypassBreaker bool) (*lea
 	e.s.notify()
 	if err != nil {
 		e.s.open--
+		p.forget(e)
+		if p.closed {
+			return nil, ErrClosed
+		}
 		p.opts.Observer.ConnectFailed(addr, errClass(err))
 		return nil, err
 	}
@@ -272,7 +294,22 @@ func (p *pool) detach(c *conn) {
 	}
 	e.s.open--
 	e.s.notify()
+	p.forget(e)
 	p.opts.Observer.Connections(e.key.addr, -1)
+}
+
+// forget drops e once it has no connection and no dial in progress, and
+// its server once that has no entry left. Jobs waiting on the server were
+// woken already (notify) and look it up again. p.mu is held.
+func (p *pool) forget(e *entry) {
+	if len(e.conns) > 0 || e.dialing > 0 || p.entries[e.key] != e {
+		return
+	}
+	delete(p.entries, e.key)
+	e.s.entries = slices.DeleteFunc(e.s.entries, func(x *entry) bool { return x == e })
+	if len(e.s.entries) == 0 && p.servers[e.key.addr] == e.s {
+		delete(p.servers, e.key.addr)
+	}
 }
 
 func (p *pool) release(c *conn) {
@@ -303,7 +340,8 @@ func (p *pool) closeIdle(c *conn) {
 	}
 }
 
-// close closes every connection and waits for their goroutines.
+// close aborts dials in progress, closes every connection and waits for
+// their goroutines.
 func (p *pool) close() {
 	p.mu.Lock()
 	p.closed = true
@@ -312,25 +350,9 @@ func (p *pool) close() {
 		all = append(all, e.conns...)
 	}
 	p.mu.Unlock()
+	p.stop(ErrClosed)
 	for _, c := range all {
 		p.remove(c)
 	}
 	p.wg.Wait()
-}
-
-// stats reports connections and taken slots per server address, for tests
-// and the status page.
-func (p *pool) stats() map[string][2]int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := map[string][2]int{}
-	for _, e := range p.entries {
-		s := out[e.key.addr]
-		for _, c := range e.conns {
-			s[0]++
-			s[1] += c.sessions
-		}
-		out[e.key.addr] = s
-	}
-	return out
 }

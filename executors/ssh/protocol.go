@@ -2,6 +2,7 @@ package ssh
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"strconv"
@@ -24,16 +25,37 @@ type frame struct {
 	n    int64
 }
 
-type frameReader struct{ r *bufio.Reader }
+// frameReader reads the frames of one remote step. Before its first frame
+// the step prints a sync line (see remoteCommand): whatever the user's
+// login shell printed before the step started (a .bashrc that echoes) is
+// skipped up to it.
+type frameReader struct {
+	r *bufio.Reader
+	// sync is the line still to be found; empty once found.
+	sync string
+	// buf and lr serve every payload, so that a frame costs no allocation.
+	buf []byte
+	lr  io.LimitedReader
+}
 
-func newFrameReader(r io.Reader) *frameReader { return &frameReader{r: bufio.NewReaderSize(r, 64<<10)} }
+func newFrameReader(r io.Reader, sync string) *frameReader {
+	return &frameReader{r: bufio.NewReaderSize(r, 64<<10), sync: sync}
+}
 
 // maxHeader bounds a header line; only F messages are long.
 const maxHeader = 8 << 10
 
+// maxNoise bounds what a login shell may print before the sync line.
+const maxNoise = 64 << 10
+
 // next reads one header. For O and E frames the caller must then consume
 // exactly n bytes with payload.
 func (f *frameReader) next() (frame, error) {
+	if f.sync != "" {
+		if err := f.skipNoise(); err != nil {
+			return frame{}, err
+		}
+	}
 	line, err := f.readLine()
 	if err != nil {
 		return frame{}, err
@@ -60,6 +82,28 @@ func (f *frameReader) next() (frame, error) {
 	return fr, nil
 }
 
+// skipNoise discards lines up to the one that ends with the sync token
+// (noise without a final newline shares its line), maxNoise bytes at most.
+func (f *frameReader) skipNoise() error {
+	skipped := 0
+	for {
+		chunk, isPrefix, err := f.r.ReadLine()
+		if err != nil {
+			return err
+		}
+		if !isPrefix && bytes.HasSuffix(chunk, []byte(f.sync)) {
+			if skipped += len(chunk) - len(f.sync); skipped <= maxNoise {
+				f.sync = ""
+				return nil
+			}
+		}
+		if skipped += len(chunk) + 1; skipped > maxNoise {
+			return fmt.Errorf("%w: the login shell printed more than %d KiB before the remote step started "+
+				"(check the user's .bashrc or .profile)", ErrRemote, maxNoise>>10)
+		}
+	}
+}
+
 func (f *frameReader) readLine() (string, error) {
 	var b strings.Builder
 	for {
@@ -81,7 +125,15 @@ func (f *frameReader) readLine() (string, error) {
 // how many reached w, which is what the resume offsets must count, also
 // when the connection dropped half-way.
 func (f *frameReader) payload(w io.Writer, n int64) (int64, error) {
-	return io.CopyN(w, f.r, n)
+	if f.buf == nil {
+		f.buf = make([]byte, 32<<10)
+	}
+	f.lr = io.LimitedReader{R: f.r, N: n}
+	k, err := io.CopyBuffer(w, &f.lr, f.buf)
+	if k < n && err == nil {
+		err = io.ErrUnexpectedEOF
+	}
+	return k, err
 }
 
 func truncate(s string, n int) string {

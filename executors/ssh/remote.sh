@@ -3,7 +3,8 @@
 # the setup step's program is saved as lib.sh in the spool, where the
 # detached wrapper, job and watchdog run it with their own name as $1.
 #
-# Spool layout ($d, mode 0700, made by mktemp -d):
+# Spool layout ($d = $base/cronium-<job>.<execution>.XXXXXX, mode 0700, made
+# by mktemp -d; $tag is <job>.<execution>, or <job>.* to abandon a job):
 #   lib.sh env script.*  written by setup; env is removed once sourced
 #   launched/            mkdir'ed by whoever may launch: exactly one winner
 #   wpid pgid start      the wrapper's pid, the job's process group and its
@@ -19,15 +20,21 @@ d=${0%/lib.sh}
 # GNU and busybox, not POSIX: fall back to whole seconds.
 nap() { sleep "$1" </dev/null >/dev/null 2>&1 || sleep 1 </dev/null >/dev/null 2>&1; }
 
+# fail reports a failed step. A spool that setup made but did not launch is
+# removed: it holds the job's environment, secrets included. (d is set only
+# by the steps that own a spool.)
 fail() {
 	printf 'F %s\n' "$*"
+	[ -n "$d" ] && [ -d "$d" ] && [ ! -d "$d/launched" ] && rm -rf -- "$d"
 	exit 3
 }
 
-# spools lists this execution's spool directories that we own, skipping
-# symlinks and anything another user planted in a shared /tmp.
+# spools lists the spool directories matching $tag that we own, skipping
+# symlinks and anything another user planted in a shared /tmp. $base and
+# $tag hold no blanks or glob characters but tag's own "*": unquoted, the
+# pattern globs.
 spools() {
-	for c in "$base"/cronium-"$tag".??????; do
+	for c in $base/cronium-$tag.??????; do
 		[ -d "$c" ] && [ ! -L "$c" ] && [ -O "$c" ] && printf '%s\n' "$c"
 	done
 }
@@ -90,6 +97,7 @@ wait_status() {
 # script. The script's size is checked: a connection that dropped during
 # the upload must not launch half a script.
 setup() {
+	d=
 	um=$(umask)
 	umask 077
 	[ -d "$base" ] || fail "spool directory $base does not exist on the server"
@@ -99,10 +107,7 @@ setup() {
 	printf '%s' "$envb64" | base64 -d >"$d/env" || fail "environment upload failed"
 	cat >"$d/$script" || fail "upload failed"
 	n=$(wc -c <"$d/$script")
-	if [ "$n" -ne "$nscript" ]; then
-		rm -rf -- "$d"
-		fail "upload truncated ($n of $nscript bytes)"
-	fi
+	[ "$n" -eq "$nscript" ] || fail "upload truncated ($n of $nscript bytes)"
 	: >"$d/out"
 	: >"$d/err"
 	mkdir "$d/launched" 2>/dev/null || fail "spool was claimed by a resumed run"
@@ -261,7 +266,7 @@ follow() {
 	wait $rd
 }
 
-# abandon stops every run of this execution and removes its spools.
+# abandon stops every run matching $tag and removes its spools.
 abandon() {
 	for d in $(spools); do
 		if ! mkdir "$d/launched" 2>/dev/null; then

@@ -22,23 +22,11 @@ for i in $(seq 1 ` + strconv.Itoa(n) + `); do echo "line $i"; sleep 0.1; done`
 
 // runUntilLost runs spec until the harness breaks the connection, returning
 // Run's error and how long it took to notice.
-func runUntilLost(t *testing.T, e *Executor, spec executors.Spec, c *capture, afterLine string, breakIt func()) (error, time.Duration) {
+func runUntilLost(t *testing.T, e *Executor, spec executors.Spec, c *capture, afterLine string, breakIt func()) (time.Duration, error) {
 	t.Helper()
-	var broke time.Time
-	var mu sync.Mutex
-	go func() {
-		waitFor(t, 10*time.Second, func() bool { return strings.Contains(c.stdout.String(), afterLine) })
-		mu.Lock()
-		broke = time.Now()
-		mu.Unlock()
-		breakIt()
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	_, err := e.Run(ctx, spec, c.output())
-	mu.Lock()
-	defer mu.Unlock()
-	return err, time.Since(broke)
+	o := runUntil(t, e, spec, c, func() bool { return strings.Contains(c.stdout.String(), afterLine) },
+		func(context.CancelCauseFunc) { breakIt() })
+	return o.after, o.err
 }
 
 func TestSSHDRestartMidJob(t *testing.T) {
@@ -47,9 +35,9 @@ func TestSSHDRestartMidJob(t *testing.T) {
 	e := newExecutor(t, testOptions(t, s))
 	spec := bashSpec(t, slowLines("restart-runs", 30), keyServer(s))
 	var first capture
-	err, noticed := runUntilLost(t, e, spec, &first, "line 5\n", func() {
+	noticed, err := runUntilLost(t, e, spec, &first, "line 5\n", func() {
 		if err := s.KillSSHD(); err != nil {
-			t.Error(err)
+			t.Fatal(err)
 		}
 	})
 	if !executors.IsRetryable(err) || !errors.Is(err, ErrConnLost) {
@@ -58,14 +46,16 @@ func TestSSHDRestartMidJob(t *testing.T) {
 	t.Logf("connection loss noticed after %s: %v", noticed.Round(time.Millisecond), err)
 
 	// The supervisor restarts the actor; sshd comes back while it reconnects.
+	restarted := make(chan error, 1)
 	go func() {
 		time.Sleep(700 * time.Millisecond)
-		if err := s.Start(); err != nil {
-			t.Error(err)
-		}
+		restarted <- s.Start()
 	}()
 	spec.Resume = executors.Resume{Resuming: true, StdoutBytes: first.stdout.Len(), StderrBytes: first.stderr.Len()}
 	res, second, err := run(t, e, spec)
+	if err := <-restarted; err != nil {
+		t.Fatal(err)
+	}
 	if err != nil || !res.Succeeded() {
 		t.Fatalf("resumed: res=%+v err=%v", res, err)
 	}
@@ -73,7 +63,7 @@ func TestSSHDRestartMidJob(t *testing.T) {
 	if runs := remote(t, s, "cat /tmp/restart-runs"); runs != "run\n" {
 		t.Fatalf("the job ran %d times", strings.Count(runs, "run"))
 	}
-	assertNoSpool(t, s, spec.ExecutionID)
+	assertNoSpool(t, s, spec)
 }
 
 func TestServerGoneBeyondPolicy(t *testing.T) {
@@ -84,7 +74,7 @@ func TestServerGoneBeyondPolicy(t *testing.T) {
 	e := newExecutor(t, opts)
 	spec := bashSpec(t, slowLines("gone-runs", 50), keyServer(s))
 	var c capture
-	err, _ := runUntilLost(t, e, spec, &c, "line 2\n", func() { _ = s.KillSSHD() })
+	_, err := runUntilLost(t, e, spec, &c, "line 2\n", func() { _ = s.KillSSHD() })
 	if !executors.IsRetryable(err) {
 		t.Fatalf("err = %v", err)
 	}
@@ -93,7 +83,7 @@ func TestServerGoneBeyondPolicy(t *testing.T) {
 	spec.Resume = executors.Resume{Resuming: true, StdoutBytes: c.stdout.Len()}
 	start := time.Now()
 	_, _, err = run(t, e, spec)
-	if !executors.IsRetryable(err) || !errors.Is(err, ErrUnreachable) && !errors.Is(err, ErrBreakerOpen) {
+	if !executors.IsRetryable(err) || !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("err = %v, want retryable unreachable", err)
 	}
 	if d := time.Since(start); d > 3*time.Second {
@@ -109,9 +99,9 @@ func TestFrozenConnectionDetected(t *testing.T) {
 	e := newExecutor(t, opts)
 	spec := bashSpec(t, slowLines("frozen-runs", 40), keyServer(s))
 	var first capture
-	err, noticed := runUntilLost(t, e, spec, &first, "line 3\n", func() {
+	noticed, err := runUntilLost(t, e, spec, &first, "line 3\n", func() {
 		if err := s.StopConnections(); err != nil {
-			t.Error(err)
+			t.Fatal(err)
 		}
 	})
 	if !executors.IsRetryable(err) {

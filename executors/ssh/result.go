@@ -7,21 +7,14 @@ import (
 	"github.com/cronium/orchestrator/executors"
 )
 
-// signalNames are the signal numbers that are the same on Linux and the
-// BSDs; the others are left unnamed rather than guessed.
-var signalNames = map[int]string{
-	1: "HUP", 2: "INT", 3: "QUIT", 4: "ILL", 5: "TRAP", 6: "ABRT", 8: "FPE",
-	9: "KILL", 11: "SEGV", 13: "PIPE", 14: "ALRM", 15: "TERM",
-}
-
 // resultFromStatus maps the spooled status to a Result. The status comes
 // from a POSIX shell, which reports death by signal n as 128+n: that is
-// where Signal comes from, with the shell's usual ambiguity (a script
-// that runs "exit 137" reads as KILL too).
+// where Signal comes from, with the shell's usual ambiguity (a script that
+// runs "exit 137" reads as KILL too).
 func resultFromStatus(code int, how string, timeout time.Duration) executors.Result {
 	r := executors.Result{Exited: true, ExitCode: code}
 	if code > 128 {
-		r.Signal = signalNames[code-128]
+		r.Signal = executors.SignalName(code - 128)
 	}
 	switch how {
 	case "timeout":

@@ -2,7 +2,6 @@ package ssh
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -28,8 +27,10 @@ func (e *Executor) connect(ctx context.Context, srv executors.Server, resuming b
 	}
 	log := e.opts.Logger.With("server", srv.Label())
 	return backoff.Retry(ctx, func() (*lease, error) {
+		// The breaker is bypassed: only a server that is down is worth
+		// another attempt.
 		l, err := e.pool.acquire(ctx, srv, true)
-		if err != nil && !reconnectable(err) {
+		if err != nil && !serverDown(err) {
 			return nil, backoff.Permanent(err)
 		}
 		return l, err
@@ -37,10 +38,4 @@ func (e *Executor) connect(ctx context.Context, srv executors.Server, resuming b
 		backoff.WithNotify(func(err error, next time.Duration) {
 			log.Info("ssh: reconnect failed, retrying", "err", err, "next_in", next)
 		}))
-}
-
-// reconnectable reports whether the server may come back by itself:
-// worth another attempt for a job that is still running on it.
-func reconnectable(err error) bool {
-	return serverDown(err) || errors.Is(err, ErrBreakerOpen)
 }

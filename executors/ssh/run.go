@@ -2,6 +2,7 @@ package ssh
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -51,7 +52,7 @@ func (e *Executor) runTarget(ctx context.Context, spec executors.Spec, t *target
 	}()
 	t.stdout, t.stderr = t.resume.StdoutBytes, t.resume.StderrBytes
 	r := &remoteRun{
-		e: e, spec: spec, t: t, tag: spoolTag(t.executionID),
+		e: e, spec: spec, t: t, tag: spoolTag(spec.JobID, t.executionID),
 		log:    e.opts.Logger.With("execution_id", t.executionID, "server", t.srv.Label()),
 		stdout: &counter{w: orDiscard(out.Stdout), n: &t.stdout},
 		stderr: &counter{w: orDiscard(out.Stderr), n: &t.stderr},
@@ -93,24 +94,30 @@ func (e *Executor) runTarget(ctx context.Context, spec executors.Spec, t *target
 // notStarted answers a ctx that ended before anything ran.
 func (r *remoteRun) notStarted(ctx context.Context) (executors.Result, error) {
 	if cause := context.Cause(ctx); errors.Is(cause, executors.ErrDetached) {
-		return r.res, fmt.Errorf("ssh: %s: %w", r.t.srv.Label(), cause)
+		return r.res, r.detached(cause)
 	}
 	r.res.Cancelled = true
 	r.res.Reason = "cancelled before it started"
 	return r.res, nil
 }
 
+// detached is Run's error when ctx was cancelled with ErrDetached (cause).
+func (r *remoteRun) detached(cause error) error {
+	return fmt.Errorf("ssh: %s: %w", r.t.srv.Label(), cause)
+}
+
+// connectFailed answers a failed connect. A cancelled resumed run must not
+// read as "cancelled before it started": the job may run out there.
 func (r *remoteRun) connectFailed(ctx context.Context, err error) (executors.Result, error) {
-	if ctx.Err() != nil && !r.t.resume.Resuming {
+	if ctx.Err() != nil && (!r.t.resume.Resuming || errors.Is(context.Cause(ctx), executors.ErrDetached)) {
 		return r.notStarted(ctx)
-	}
-	if cause := context.Cause(ctx); ctx.Err() != nil && errors.Is(cause, executors.ErrDetached) {
-		return r.res, fmt.Errorf("ssh: %s: %w", r.t.srv.Label(), cause)
 	}
 	if !r.t.resume.Resuming {
 		return r.res, err
 	}
-	if reconnectable(err) && ctx.Err() == nil {
+	// A resumed run bypasses the breaker: only a server that is down is
+	// worth another attempt.
+	if serverDown(err) && ctx.Err() == nil {
 		return r.res, executors.Retryable(fmt.Errorf("ssh: reconnect to %s for execution %s: %w", r.t.srv.Label(), r.t.executionID, err))
 	}
 	return r.res, fmt.Errorf("ssh: cannot reach execution %s on %s again; it may still be running there: %w",
@@ -128,20 +135,18 @@ func (r *remoteRun) lost(err error) error {
 // failure after the upload began is retryable: the job may have started,
 // and a resumed run finds it (or finds that it did not).
 func (r *remoteRun) setup(l *lease) error {
-	bundle, vars, err := r.bundle()
-	if err != nil {
-		return err
-	}
+	bundle, vars := r.bundle()
 	sess, err := l.newSession()
 	if err != nil {
 		return r.lost(err)
 	}
 	defer l.endSession(sess)
-	var stdout, diag limitedBuffer
+	stdout, diag := limitedBuffer{max: stepOutputMax}, limitedBuffer{}
 	sess.Stdin = bytes.NewReader(bundle)
 	sess.Stdout, sess.Stderr = &stdout, &diag
-	runErr := sess.Run(remoteCommand(vars, "setup"))
-	fr, err := newFrameReader(strings.NewReader(stdout.String())).next()
+	cmd, sync := remoteCommand(vars, "setup")
+	runErr := sess.Run(cmd)
+	fr, err := newFrameReader(strings.NewReader(stdout.String()), sync).next()
 	switch {
 	case err == nil && fr.kind == 'S':
 		r.e.launched.Store(r.t.executionID, struct{}{})
@@ -155,26 +160,25 @@ func (r *remoteRun) setup(l *lease) error {
 		return fmt.Errorf("%w: %s: %v%s", ErrRemote, r.t.srv.Label(), runErr, diag.suffix())
 	case runErr != nil:
 		return r.lost(runErr)
+	case errors.Is(err, ErrRemote):
+		return fmt.Errorf("ssh: %s: setup: %w%s", r.t.srv.Label(), err, diag.suffix())
 	}
 	return fmt.Errorf("%w: %s: setup said %q%s", ErrRemote, r.t.srv.Label(), truncate(stdout.String(), 200), diag.suffix())
 }
 
 // bundle is what setup reads from stdin: the environment file as one
 // base64 line, then the script; and setup's variables.
-func (r *remoteRun) bundle() ([]byte, [][2]string, error) {
-	env, err := envFile(scriptEnv(r.spec))
-	if err != nil {
-		return nil, nil, err
-	}
+func (r *remoteRun) bundle() ([]byte, [][2]string) {
+	env := envFile(scriptEnv(r.spec))
 	sc := r.spec.Script
 	name := "script" + sc.Language.FileExt()
 	var b bytes.Buffer
 	b.Grow(base64.StdEncoding.EncodedLen(len(env)) + 1 + len(sc.Content))
 	b.WriteString(base64.StdEncoding.EncodeToString(env) + "\n")
 	b.WriteString(sc.Content)
-	vars := append(r.commonVars(), jobVars(sc.Language, sc.WorkDir, name, r.spec.Timeout)...)
+	vars := append(spoolVars(r.e.opts, r.tag), jobVars(sc.Language, sc.WorkDir, name, r.spec.Timeout)...)
 	vars = append(vars, [2]string{"nscript", fmt.Sprint(len(sc.Content))})
-	return b.Bytes(), vars, nil
+	return b.Bytes(), vars
 }
 
 // scriptEnv is the job's environment plus PYTHONUNBUFFERED for Python,
@@ -186,10 +190,6 @@ func scriptEnv(spec executors.Spec) []executors.EnvVar {
 		vars = append(vars, executors.EnvVar{Name: "PYTHONUNBUFFERED", Value: "1"})
 	}
 	return vars
-}
-
-func (r *remoteRun) commonVars() [][2]string {
-	return spoolVars(r.e.opts, r.tag)
 }
 
 func spoolVars(opts Options, tag string) [][2]string {
@@ -219,18 +219,24 @@ func orDiscard(w io.Writer) io.Writer {
 	return w
 }
 
-// limitedBuffer keeps the first 4 KiB written to it: the remote helper's
-// own diagnostics, for error messages. x/crypto copies a session's stderr
-// from its own goroutine, hence the lock.
+// stepOutputMax bounds what is kept of a short remote step's stdout
+// (setup, abandon): login shell noise, the sync line and one frame.
+const stepOutputMax = maxNoise + 64 + maxHeader + 1
+
+// limitedBuffer keeps the first max bytes (4 KiB if max is 0) written to
+// it: a short step's output, or the remote helper's own diagnostics, for
+// error messages. x/crypto copies a session's stderr from its own
+// goroutine, hence the lock.
 type limitedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	max int
+	mu  sync.Mutex
+	b   bytes.Buffer
 }
 
 func (b *limitedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if room := 4<<10 - b.b.Len(); room > 0 {
+	if room := cmp.Or(b.max, 4<<10) - b.b.Len(); room > 0 {
 		b.b.Write(p[:min(len(p), room)])
 	}
 	return len(p), nil

@@ -17,7 +17,8 @@ func TestExitCodeAndStreams(t *testing.T) {
 	t.Parallel()
 	s := sharedSSHD(t)
 	e := newExecutor(t, testOptions(t, s))
-	res, c, err := run(t, e, bashSpec(t, "echo out1; echo err1 >&2; echo out2; exit 7", keyServer(s)))
+	spec := bashSpec(t, "echo out1; echo err1 >&2; echo out2; exit 7", keyServer(s))
+	res, c, err := run(t, e, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +33,7 @@ func TestExitCodeAndStreams(t *testing.T) {
 		tm.CleanupCompleted.Before(tm.CleanupStarted) {
 		t.Fatalf("timings = %+v", tm)
 	}
-	assertNoSpool(t, s, "")
+	assertNoSpool(t, s, spec)
 }
 
 func TestExitSignalNamed(t *testing.T) {
@@ -151,7 +152,7 @@ func TestTimeoutKillsProcessGroup(t *testing.T) {
 		t.Fatalf("signal = %q, want KILL", res.Signal)
 	}
 	assertNoJobProcess(t, s, "sleep 30[12]")
-	assertNoSpool(t, s, spec.ExecutionID)
+	assertNoSpool(t, s, spec)
 }
 
 func TestCancelKillsProcessGroup(t *testing.T) {
@@ -159,18 +160,14 @@ func TestCancelKillsProcessGroup(t *testing.T) {
 	s := sharedSSHD(t)
 	e := newExecutor(t, testOptions(t, s))
 	spec := bashSpec(t, strings.ReplaceAll(stubbornScript, "30", "31"), keyServer(s))
-	ctx, cancel := context.WithCancelCause(context.Background())
 	var c capture
-	go func() {
-		waitFor(t, 10*time.Second, func() bool { return c.stdout.String() == "started\n" })
-		cancel(executors.ErrCancelled)
-	}()
-	res, err := e.Run(ctx, spec, c.output())
-	if err != nil || !res.Cancelled || res.Succeeded() {
-		t.Fatalf("res=%+v err=%v", res, err)
+	o := runUntil(t, e, spec, &c, func() bool { return c.stdout.String() == "started\n" },
+		func(cancel context.CancelCauseFunc) { cancel(executors.ErrCancelled) })
+	if o.err != nil || !o.res.Cancelled || o.res.Succeeded() {
+		t.Fatalf("res=%+v err=%v", o.res, o.err)
 	}
 	assertNoJobProcess(t, s, "sleep 31[12]")
-	assertNoSpool(t, s, spec.ExecutionID)
+	assertNoSpool(t, s, spec)
 }
 
 func TestOrphansReapedAtExit(t *testing.T) {
@@ -190,19 +187,14 @@ func TestDetachThenResume(t *testing.T) {
 	s := sharedSSHD(t)
 	e := newExecutor(t, testOptions(t, s))
 	spec := bashSpec(t, `for i in $(seq 1 20); do echo line $i; echo err $i >&2; sleep 0.1; done`, keyServer(s))
-	ctx, cancel := context.WithCancelCause(context.Background())
 	var first capture
-	go func() {
-		waitFor(t, 10*time.Second, func() bool { return strings.Contains(first.stdout.String(), "line 3\n") })
-		cancel(executors.ErrDetached)
-	}()
-	start := time.Now()
-	_, err := e.Run(ctx, spec, first.output())
-	if !errors.Is(err, executors.ErrDetached) {
-		t.Fatalf("err = %v, want ErrDetached", err)
+	o := runUntil(t, e, spec, &first, func() bool { return strings.Contains(first.stdout.String(), "line 3\n") },
+		func(cancel context.CancelCauseFunc) { cancel(executors.ErrDetached) })
+	if !errors.Is(o.err, executors.ErrDetached) {
+		t.Fatalf("err = %v, want ErrDetached", o.err)
 	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("detach took %s", d)
+	if o.after > time.Second {
+		t.Fatalf("detach took %s", o.after)
 	}
 	spec.Resume = executors.Resume{Resuming: true, StdoutBytes: first.stdout.Len(), StderrBytes: first.stderr.Len()}
 	res, second, err := run(t, e, spec)
@@ -211,7 +203,7 @@ func TestDetachThenResume(t *testing.T) {
 	}
 	assertLines(t, first.stdout.String()+second.stdout.String(), "line", 20)
 	assertLines(t, first.stderr.String()+second.stderr.String(), "err", 20)
-	assertNoSpool(t, s, spec.ExecutionID)
+	assertNoSpool(t, s, spec)
 }
 
 func TestResumeOfUnstartedRunStartsIt(t *testing.T) {
@@ -236,14 +228,11 @@ func TestAbandon(t *testing.T) {
 	s := sharedSSHD(t)
 	e := newExecutor(t, testOptions(t, s))
 	spec := bashSpec(t, strings.ReplaceAll(stubbornScript, "30", "32"), keyServer(s))
-	ctx, cancel := context.WithCancelCause(context.Background())
 	var c capture
-	go func() {
-		waitFor(t, 10*time.Second, func() bool { return c.stdout.Len() > 0 })
-		cancel(executors.ErrDetached)
-	}()
-	if _, err := e.Run(ctx, spec, c.output()); !errors.Is(err, executors.ErrDetached) {
-		t.Fatalf("err = %v", err)
+	o := runUntil(t, e, spec, &c, func() bool { return c.stdout.Len() > 0 },
+		func(cancel context.CancelCauseFunc) { cancel(executors.ErrDetached) })
+	if !errors.Is(o.err, executors.ErrDetached) {
+		t.Fatalf("err = %v", o.err)
 	}
 	if !strings.Contains(jobProcesses(t, s), "sleep 321") {
 		t.Fatal("detached job is not running")
@@ -254,18 +243,7 @@ func TestAbandon(t *testing.T) {
 		}
 	}
 	assertNoJobProcess(t, s, "sleep 32[12]")
-	assertNoSpool(t, s, spec.ExecutionID)
-}
-
-func waitFor(t *testing.T, d time.Duration, cond func() bool) {
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Errorf("condition not met within %s", d)
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	assertNoSpool(t, s, spec)
 }
 
 // assertLines checks that out holds "<word> 1" .. "<word> n" once each, in order.
@@ -288,37 +266,23 @@ func assertNoJobProcess(t *testing.T, s interface{ Exec(string) (string, error) 
 	}
 }
 
-// assertNoSpool checks the spool of an execution (or any, when id is
-// empty and no other test runs) is gone.
-func assertNoSpool(t *testing.T, s interface{ Exec(string) (string, error) }, id string) {
-	t.Helper()
-	if id == "" {
-		return
-	}
-	out, _ := s.Exec(`ls -d /tmp/cronium-` + spoolTag(id) + `.* 2>/dev/null || true`)
-	if strings.TrimSpace(out) != "" {
-		t.Fatalf("spool remains: %s", out)
-	}
-}
-
 func TestWrapperKilledIsReported(t *testing.T) {
 	t.Parallel()
 	s := sharedSSHD(t)
 	e := newExecutor(t, testOptions(t, s))
 	spec := bashSpec(t, "echo started; sleep 341", keyServer(s))
 	var c capture
-	go func() {
-		waitFor(t, 10*time.Second, func() bool { return c.stdout.Len() > 0 })
-		remote(t, s, `kill -KILL $(pgrep -u cronium -f 'cronium-`+spoolTag(spec.ExecutionID)+`.*/lib.sh wrap')`)
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	res, err := e.Run(ctx, spec, c.output())
-	if err != nil || res.Exited || res.Succeeded() || !strings.Contains(res.Reason, "wrapper") {
-		t.Fatalf("res=%+v err=%v", res, err)
+	o := runUntil(t, e, spec, &c, func() bool { return c.stdout.Len() > 0 }, func(context.CancelCauseFunc) {
+		remote(t, s, `kill -KILL $(pgrep -u cronium -f 'cronium-`+spoolTag(spec.JobID, spec.ExecutionID)+`.*/lib.sh wrap')`)
+	})
+	if o.err != nil || o.res.Exited || o.res.Succeeded() || !strings.Contains(o.res.Reason, "wrapper") {
+		t.Fatalf("res=%+v err=%v", o.res, o.err)
+	}
+	if o.after > 20*time.Second {
+		t.Fatalf("the lost wrapper was noticed after %s", o.after)
 	}
 	assertNoJobProcess(t, s, "sleep 341")
-	assertNoSpool(t, s, spec.ExecutionID)
+	assertNoSpool(t, s, spec)
 }
 
 func TestSpoolGoneAfterLaunchIsNotRerun(t *testing.T) {
@@ -326,19 +290,16 @@ func TestSpoolGoneAfterLaunchIsNotRerun(t *testing.T) {
 	s := sharedSSHD(t)
 	e := newExecutor(t, testOptions(t, s))
 	spec := bashSpec(t, "sleep 351", keyServer(s))
-	ctx, cancel := context.WithCancelCause(context.Background())
-	go func() {
-		waitFor(t, 10*time.Second, func() bool {
-			out, _ := s.Exec("pgrep -f 'sleep 351'")
-			return strings.TrimSpace(out) != ""
-		})
-		cancel(executors.ErrDetached)
-	}()
-	if _, err := e.Run(ctx, spec, executors.Output{}); !errors.Is(err, executors.ErrDetached) {
-		t.Fatalf("err = %v", err)
+	o := runUntil(t, e, spec, &capture{}, func() bool {
+		out, _ := s.Exec("pgrep -f 'sleep 351'")
+		return strings.TrimSpace(out) != ""
+	}, func(cancel context.CancelCauseFunc) { cancel(executors.ErrDetached) })
+	if !errors.Is(o.err, executors.ErrDetached) {
+		t.Fatalf("err = %v", o.err)
 	}
 	// The server "reboots": the job dies and its spool is wiped.
-	remote(t, s, `pkill -KILL -u cronium -f 'sleep 351|cronium-`+spoolTag(spec.ExecutionID)+`'; rm -rf /tmp/cronium-`+spoolTag(spec.ExecutionID)+`.*`)
+	tag := spoolTag(spec.JobID, spec.ExecutionID)
+	remote(t, s, `pkill -KILL -u cronium -f 'sleep 351|cronium-`+tag+`'; rm -rf /tmp/cronium-`+tag+`.*`)
 	spec.Resume = executors.Resume{Resuming: true}
 	if _, _, err := run(t, e, spec); !errors.Is(err, executors.ErrNotResumable) {
 		t.Fatalf("err = %v, want ErrNotResumable", err)

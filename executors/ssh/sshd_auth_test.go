@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"errors"
-	"net"
 	"os"
 	"strings"
 	"testing"
@@ -103,20 +102,7 @@ func TestConnectFailures(t *testing.T) {
 	opts.HandshakeTimeout = 500 * time.Millisecond
 	e := newExecutor(t, opts)
 	closed, _ := testenv.FreePort()
-	silent, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = silent.Close() })
-	go func() {
-		for {
-			c, err := silent.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { _ = c.Close() }) // accepts, never speaks
-		}
-	}()
+	silent := silentListener(t, nil)
 	for _, tc := range []struct {
 		name, host string
 		port       int
@@ -124,7 +110,7 @@ func TestConnectFailures(t *testing.T) {
 	}{
 		{"closed port", "127.0.0.1", closed, ErrUnreachable},
 		{"dns", "no-such-host.invalid", 22, ErrDNS},
-		{"handshake timeout", "127.0.0.1", silent.Addr().(*net.TCPAddr).Port, ErrHandshakeTimeout},
+		{"handshake timeout", "127.0.0.1", silent, ErrHandshakeTimeout},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := executors.Server{Name: tc.name, Host: tc.host, Port: tc.port, Username: "u", Password: "hunter2"}

@@ -48,7 +48,6 @@ type SSHD struct {
 	HostKey                               ssh.PublicKey
 
 	container string
-	sshdArgs  []string
 }
 
 // StartSSHD starts a server on port (0 picks a free one) and removes it
@@ -77,15 +76,7 @@ func NewSSHD(port int) (*SSHD, error) {
 	if out, err := docker("image", "inspect", "--format", "{{.Id}}", SSHDImage); err != nil {
 		return nil, fmt.Errorf("%w: image %s (scripts/build-images.sh debian): %v %s", ErrUnavailable, SSHDImage, err, out)
 	}
-	if port == 0 {
-		p, err := FreePort()
-		if err != nil {
-			return nil, err
-		}
-		port = p
-	}
-	s := &SSHD{Host: "127.0.0.1", Port: port, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		User: SSHDUser, Password: "pw-" + randHex(8), Passphrase: "pp-" + randHex(8)}
+	s := &SSHD{Host: "127.0.0.1", User: SSHDUser, Password: "pw-" + randHex(8), Passphrase: "pp-" + randHex(8)}
 	id, err := docker("run", "-d", "--rm", "--init", "--network", "host", "--label", "cronium-test=sshd",
 		SSHDImage, "sleep", "infinity")
 	if err != nil {
@@ -96,11 +87,27 @@ func NewSSHD(port int) (*SSHD, error) {
 		s.Close()
 		return nil, err
 	}
-	if err := s.Start(); err != nil {
-		s.Close()
-		return nil, err
+	// A free port can be taken by someone else before sshd binds it (other
+	// test processes pick ports too): then try another.
+	for attempt := 1; ; attempt++ {
+		p := port
+		if p == 0 {
+			if p, err = FreePort(); err != nil {
+				s.Close()
+				return nil, err
+			}
+		}
+		s.Port, s.Addr = p, net.JoinHostPort(s.Host, strconv.Itoa(p))
+		err := s.Start()
+		if err == nil {
+			return s, nil
+		}
+		if !errors.Is(err, errPortTaken) || port != 0 || attempt == 5 {
+			s.Close()
+			return nil, err
+		}
+		_ = s.KillSSHD()
 	}
-	return s, nil
 }
 
 // provision makes the host key, the user and its authorized keys.
@@ -124,9 +131,6 @@ cat /etc/ssh/ssh_host_ed25519_key.pub`
 	if err != nil {
 		return fmt.Errorf("parse host key %q: %v", out, err)
 	}
-	s.sshdArgs = []string{"/usr/sbin/sshd", "-D", "-e",
-		"-o", "ListenAddress=" + s.Addr, "-o", "HostKey=/etc/ssh/ssh_host_ed25519_key",
-		"-o", "UsePAM=no", "-o", "PasswordAuthentication=yes", "-o", "LogLevel=ERROR", "-o", "MaxStartups=100"}
 	return nil
 }
 
@@ -163,32 +167,74 @@ func (s *SSHD) makeClientKeys() ([]byte, error) {
 	return auth.Bytes(), nil
 }
 
-// Start starts the sshd listener (again) and waits until it answers.
+// errPortTaken means another process listens on the port sshd was to use.
+var errPortTaken = errors.New("port taken")
+
+// Start starts the sshd listener (again) and waits until it answers with
+// the server's own host key: a listener that presents another key, or an
+// sshd of ours that died (it could not bind), means someone else holds the
+// port.
 func (s *SSHD) Start() error {
-	args := append([]string{"exec", "-d", s.container}, s.sshdArgs...)
+	args := []string{"exec", "-d", s.container, "/usr/sbin/sshd", "-D", "-e",
+		"-o", "ListenAddress=" + s.Addr, "-o", "HostKey=/etc/ssh/ssh_host_ed25519_key",
+		"-o", "UsePAM=no", "-o", "PasswordAuthentication=yes", "-o", "LogLevel=ERROR", "-o", "MaxStartups=100"}
 	if out, err := docker(args...); err != nil {
 		return fmt.Errorf("start sshd: %v: %s", err, out)
 	}
 	deadline := time.Now().Add(10 * time.Second)
+	check := time.Now().Add(time.Second)
 	for time.Now().Before(deadline) {
-		if banner(s.Addr) {
+		switch s.probe() {
+		case probeOurs:
 			return nil
+		case probeOther:
+			return fmt.Errorf("sshd on %s: %w: the listener there presents another host key", s.Addr, errPortTaken)
+		}
+		if time.Now().After(check) {
+			if out, err := docker("exec", s.container, "pgrep", "-f", "ListenAddress="+s.Addr); err != nil {
+				return fmt.Errorf("sshd on %s: %w: sshd is not running (%v: %s)", s.Addr, errPortTaken, err, out)
+			}
+			check = time.Now().Add(time.Second)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	return fmt.Errorf("sshd on %s did not answer within 10s", s.Addr)
 }
 
-func banner(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+type probeResult int
+
+const (
+	probeDown  probeResult = iota // nothing answers (yet), or not SSH
+	probeOurs                     // our host key; authentication may fail
+	probeOther                    // an SSH server with another host key
+)
+
+// probe runs an SSH handshake against Addr, without credentials.
+func (s *SSHD) probe() probeResult {
+	nc, err := net.DialTimeout("tcp", s.Addr, time.Second)
 	if err != nil {
-		return false
+		return probeDown
 	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
-	b := make([]byte, 8)
-	n, _ := c.Read(b)
-	return strings.HasPrefix(string(b[:n]), "SSH-")
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(2 * time.Second))
+	var sawKey bool
+	var keyErr error
+	fixed := ssh.FixedHostKey(s.HostKey)
+	cfg := &ssh.ClientConfig{User: s.User, HostKeyCallback: func(host string, addr net.Addr, key ssh.PublicKey) error {
+		sawKey, keyErr = true, fixed(host, addr, key)
+		return keyErr
+	}}
+	c, _, _, err := ssh.NewClientConn(nc, s.Addr, cfg)
+	switch {
+	case err == nil:
+		_ = c.Close()
+		return probeOurs
+	case sawKey && keyErr == nil:
+		return probeOurs // rejected without credentials: fine
+	case sawKey:
+		return probeOther
+	}
+	return probeDown
 }
 
 // KillSSHD kills every sshd process, the listener and each connection's:
