@@ -144,13 +144,13 @@ func loopbackHost(hostport string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// apiError is every error body of the API.
-type apiError struct {
+// APIError is the body of every error answer of the API.
+type APIError struct {
 	Error string `json:"error"`
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, apiError{Error: msg})
+	writeJSON(w, code, APIError{Error: msg})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -246,6 +247,33 @@ func TestActions(t *testing.T) {
 	}
 }
 
+// A crash whose restart never shows (the poller here is listed but not
+// running) waits for it no longer than the client does.
+func TestAwaitRestartEndsWithTheRequest(t *testing.T) {
+	f := newFixture(t)
+	s := f.server(t, "127.0.0.1:9465", "")
+	s.opts.Timeout = time.Minute
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	r := httptest.NewRequestWithContext(ctx, "POST", "/api/actors/crash/supervisor/root/poller/main", nil)
+	r.Host = "127.0.0.1:9465"
+	r.Header.Set(CSRFHeader, "1")
+	done := make(chan string, 1)
+	go func() {
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, r)
+		done <- rec.Body.String()
+	}()
+	select {
+	case body := <-done:
+		if !strings.Contains(body, "has not reported a restart yet") {
+			t.Errorf("answer %s", body)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the crash request outlived its client by 20s")
+	}
+}
+
 func TestSupervisorNotAnswering(t *testing.T) {
 	f := newFixture(t)
 	s := New(Options{Engine: f.engine, Supervisor: actor.NewPID(f.engine.Address(), "nobody/home"),
@@ -275,6 +303,9 @@ func TestStatusPage(t *testing.T) {
 	}
 	if strings.Contains(page, `data-action="kill" data-id="supervisor/root"`) {
 		t.Error("the root supervisor has a kill button")
+	}
+	if !strings.Contains(page, `data-action="kill" data-id="`+f.victim.ID+`"`) {
+		t.Error("the job actor has no kill button")
 	}
 	m := regexp.MustCompile(`<script nonce="([^"]+)">`).FindStringSubmatch(page)
 	if m == nil || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "'nonce-"+m[1]+"'") {

@@ -1,9 +1,11 @@
 package admin
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -54,8 +56,6 @@ func ask[T any](s *Server, msg any) (T, error) {
 	return t, nil
 }
 
-var kindOrder = map[string]int{"supervisor": 0, "poller": 1, "job": 2, "log": 3}
-
 func (s *Server) tree() (Tree, error) {
 	t, err := ask[messages.ActorTree](s, messages.ListActors{})
 	if err != nil {
@@ -79,7 +79,7 @@ func (s *Server) tree() (Tree, error) {
 		if a.JobID != b.JobID {
 			return a.JobID < b.JobID
 		}
-		return kindOrder[a.Kind] < kindOrder[b.Kind]
+		return slices.Index(messages.ActorKinds, a.Kind) < slices.Index(messages.ActorKinds, b.Kind)
 	})
 	for i := len(t.Restarts) - 1; i >= 0; i-- {
 		out.Restarts = append(out.Restarts, t.Restarts[i])
@@ -141,14 +141,14 @@ func (s *Server) serveKill(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if a.Kind == "supervisor" {
+	if a.IsRoot() {
 		writeError(w, http.StatusConflict, "stopping the root supervisor would stop every job with nothing to "+
 			"respawn it; crash it instead, or send the process SIGTERM")
 		return
 	}
 	s.opts.Logger.Warn("admin: killing actor", "pid", id, "kind", a.Kind, "job_id", a.JobID, "remote", r.RemoteAddr)
 	s.opts.Engine.Stop(actor.NewPID(s.opts.Engine.Address(), id))
-	writeJSON(w, http.StatusAccepted, ActionResult{Action: "kill", Target: id, Result: s.awaitRestart(a)})
+	writeJSON(w, http.StatusAccepted, ActionResult{Action: "kill", Target: id, Result: s.awaitRestart(r.Context(), a)})
 }
 
 func (s *Server) serveCrash(w http.ResponseWriter, r *http.Request) {
@@ -160,18 +160,22 @@ func (s *Server) serveCrash(w http.ResponseWriter, r *http.Request) {
 	s.opts.Logger.Warn("admin: crashing actor", "pid", id, "kind", a.Kind, "job_id", a.JobID, "remote", r.RemoteAddr)
 	kit.Send(s.opts.Engine, actor.NewPID(s.opts.Engine.Address(), id),
 		messages.Crash{Reason: "crashed on purpose from the admin API"})
-	writeJSON(w, http.StatusAccepted, ActionResult{Action: "crash", Target: id, Result: s.awaitRestart(a)})
+	writeJSON(w, http.StatusAccepted, ActionResult{Action: "crash", Target: id, Result: s.awaitRestart(r.Context(), a)})
 }
 
-// awaitRestart waits, bounded by the timeout, until the supervisor has
-// counted the actor's restart, so that the answer says what happened and
-// the next scrape of /metrics already shows it.
-func (s *Server) awaitRestart(before messages.ActorInfo) string {
-	deadline := time.Now().Add(s.opts.Timeout)
-	for time.Now().Before(deadline) {
+// awaitRestart waits, bounded by the timeout and by the request, until
+// the supervisor has counted the actor's restart, so that the answer says
+// what happened and the next scrape of /metrics already shows it.
+func (s *Server) awaitRestart(ctx context.Context, before messages.ActorInfo) string {
+	const pending = "requested; the supervisor has not reported a restart yet"
+	deadline := time.NewTimer(s.opts.Timeout)
+	defer deadline.Stop()
+	poll := time.NewTicker(10 * time.Millisecond)
+	defer poll.Stop()
+	for {
 		t, err := ask[messages.ActorTree](s, messages.ListActors{})
 		if err != nil {
-			break
+			return pending
 		}
 		a, found := lookup(t, before.PID)
 		switch {
@@ -180,9 +184,14 @@ func (s *Server) awaitRestart(before messages.ActorInfo) string {
 		case a.Restarts > before.Restarts:
 			return fmt.Sprintf("restarted by the supervisor (restarts: %d)", a.Restarts)
 		}
-		time.Sleep(10 * time.Millisecond)
+		select {
+		case <-poll.C:
+		case <-deadline.C:
+			return pending
+		case <-ctx.Done(): // the client is gone
+			return pending
+		}
 	}
-	return "requested; the supervisor has not reported a restart yet"
 }
 
 func lookup(t messages.ActorTree, id string) (messages.ActorInfo, bool) {

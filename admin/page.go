@@ -15,15 +15,23 @@ import (
 var pageFS embed.FS
 
 var pageTemplate = template.Must(template.New("status.html").Funcs(template.FuncMap{
-	"uptime": func(seconds float64) string { return (time.Duration(seconds) * time.Second).String() },
+	"uptime": FormatUptime,
 	"ago": func(now, t time.Time) string {
 		if t.IsZero() {
 			return "-"
 		}
 		return now.Sub(t).Round(time.Second).String() + " ago"
 	},
-	"clock": func(t time.Time) string { return t.Local().Format("15:04:05") },
+	"clock": FormatClock,
 }).ParseFS(pageFS, "status.html"))
+
+// FormatUptime renders Actor.UptimeSeconds ("2m14s"), as the status page
+// and the CLI show it.
+func FormatUptime(seconds float64) string { return (time.Duration(seconds) * time.Second).String() }
+
+// FormatClock renders a time of day in local time ("19:13:10"), as the
+// status page and the CLI show restarts.
+func FormatClock(t time.Time) string { return t.Local().Format("15:04:05") }
 
 // pageData is what the status page shows.
 type pageData struct {

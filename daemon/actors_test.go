@@ -17,6 +17,7 @@ import (
 	"github.com/cronium/orchestrator/executors"
 	"github.com/cronium/orchestrator/executors/fake"
 	"github.com/cronium/orchestrator/executors/httpreq"
+	"github.com/cronium/orchestrator/internal/daemontest"
 	"github.com/cronium/orchestrator/internal/testenv"
 	"github.com/cronium/orchestrator/jobspec"
 	"github.com/cronium/orchestrator/messages"
@@ -211,8 +212,8 @@ func TestShutdownStopsAndReportsRunningJobs(t *testing.T) {
 // process are reconciled at start-up: claimed ones are released, running
 // ones end failed with the reason.
 func TestOrphansAreReconciledAtStartup(t *testing.T) {
-	store, url, token := newBackend(t)
-	cfg := testConfig(t, url, token)
+	store, url, token := daemontest.Backend(t)
+	cfg := daemontest.Config(t, url, token)
 	cfg.Orchestrator.ID = "orch-test"
 	client, err := backend.New(backend.Options{BaseURL: url, Token: token, OrchestratorID: "orch-test",
 		RequestTimeout: 5 * time.Second, RetryMaxElapsed: time.Second})

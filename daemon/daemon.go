@@ -39,9 +39,6 @@ type Options struct {
 	Executors map[jobspec.Kind]executors.Executor
 	// Clock replaces the wall clock (tests).
 	Clock kit.Clock
-	// Registry receives the daemon's metrics; nil: a new registry with
-	// the Go runtime and process collectors. /metrics serves it.
-	Registry *prometheus.Registry
 }
 
 // Daemon is one orchestrator process's worth of machinery.
@@ -83,15 +80,14 @@ func New(cfg config.Config, opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Every record of the daemon carries the id; Logger hands it out for
+	// slog's default, which hollywood logs through.
+	log = log.With("orchestrator_id", id)
 	if previous != "" {
 		log.Warn("orchestrator id changed; jobs claimed under the old id are not reconciled by this process",
-			"id", id, "previous", previous)
+			"previous", previous)
 	}
-	log = log.With("orchestrator_id", id)
-	reg := opts.Registry
-	if reg == nil {
-		reg = metrics.NewRegistry()
-	}
+	reg := metrics.NewRegistry() // /metrics serves it
 	m := metrics.New(reg)
 	m.WatchMailboxes(kit.MailboxDepths)
 	client, err := backend.New(backend.Options{
@@ -208,6 +204,12 @@ func (d *Daemon) supervisorDeps() supervisor.Deps {
 		},
 	}
 }
+
+// Logger is the daemon's logger: the one it was given, with
+// orchestrator_id on every record. A process makes it slog's default after
+// New, so that hollywood's own records (it logs through slog.Default)
+// carry the id too.
+func (d *Daemon) Logger() *slog.Logger { return d.log }
 
 // Engine and Supervisor expose the actor system (admin API, tests).
 func (d *Daemon) Engine() *actor.Engine  { return d.engine }

@@ -14,6 +14,7 @@ import (
 	"github.com/cronium/orchestrator/backend"
 	"github.com/cronium/orchestrator/config"
 	"github.com/cronium/orchestrator/embedded"
+	"github.com/cronium/orchestrator/internal/daemontest"
 	"github.com/cronium/orchestrator/internal/testenv"
 	"github.com/cronium/orchestrator/secret"
 )
@@ -38,7 +39,7 @@ func sshStack(t *testing.T, servers []*testenv.SSHD, opts ...stackOption) *stack
 		c.SSH.ReconnectBackoffMax = 2 * time.Second
 		c.Jobs.StopGrace = time.Second
 	}
-	store, url, token := newBackend(t)
+	store, url, token := daemontest.Backend(t)
 	s := &stack{t: t, store: store, url: url, token: token}
 	s.start(nil, append([]stackOption{base}, opts...)...)
 	return s

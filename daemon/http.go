@@ -9,11 +9,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/cronium/orchestrator/admin"
 	"github.com/cronium/orchestrator/httpapi"
-	"github.com/cronium/orchestrator/metrics"
 )
 
 // listeners are http.listen and admin.listen, bound before the actors
@@ -101,10 +98,3 @@ func (d *Daemon) readinessChecks() []httpapi.Check {
 // disabled); with port 0 in the configuration, the port picked.
 func (d *Daemon) HTTPAddr() string  { return d.httpAddr }
 func (d *Daemon) AdminAddr() string { return d.adminAddr }
-
-// Metrics is the daemon's metrics, for wiring executors built outside
-// the daemon (they implement each executor's Observer).
-func (d *Daemon) Metrics() *metrics.Metrics { return d.metrics }
-
-// Gatherer is what /metrics serves.
-func (d *Daemon) Gatherer() prometheus.Gatherer { return d.registry }

@@ -3,13 +3,8 @@ package daemon
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"net"
-	"net/http"
-	"os"
 	"os/exec"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,6 +13,7 @@ import (
 	"github.com/cronium/orchestrator/config"
 	"github.com/cronium/orchestrator/executors"
 	"github.com/cronium/orchestrator/executors/fake"
+	"github.com/cronium/orchestrator/internal/daemontest"
 	"github.com/cronium/orchestrator/internal/testenv"
 	"github.com/cronium/orchestrator/jobspec"
 	"github.com/cronium/orchestrator/messages"
@@ -26,60 +22,13 @@ import (
 // These tests look at the orchestrator from outside, as an operator does:
 // /metrics, /healthz, /readyz and the admin API over real HTTP.
 
-func withListeners(c *config.Config) { c.HTTP.Listen, c.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0" }
-
 func observedStack(t *testing.T, opts ...stackOption) (*stack, *fake.Executor) {
-	return fakeStack(t, append([]stackOption{withListeners}, opts...)...)
-}
-
-func httpGet(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
-}
-
-func adminPost(t *testing.T, addr, path string) (int, string) {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+path, nil)
-	req.Header.Set("X-Cronium-Admin", "1")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return fakeStack(t, append([]stackOption{daemontest.Listeners}, opts...)...)
 }
 
 func (s *stack) scrape(t *testing.T) string {
 	t.Helper()
-	code, body := httpGet(t, "http://"+s.daemon.HTTPAddr()+"/metrics")
-	if code != 200 {
-		t.Fatalf("/metrics: %d %s", code, body)
-	}
-	return body
-}
-
-// value is the sample of one series in exposition text (labels exactly as
-// printed, sorted by name), or -1 when absent.
-func value(text, series string) float64 {
-	for _, line := range strings.Split(text, "\n") {
-		if rest, ok := strings.CutPrefix(line, series+" "); ok {
-			v, err := strconv.ParseFloat(strings.Fields(rest)[0], 64)
-			if err == nil {
-				return v
-			}
-		}
-	}
-	return -1
+	return testenv.Scrape(t, "http://"+s.daemon.HTTPAddr()+"/metrics")
 }
 
 // runSomeJobs covers every outcome the fake executor can produce, plus a
@@ -112,32 +61,34 @@ func TestMetricsAfterJobs(t *testing.T) {
 	text := s.scrape(t)
 	p := "cronium_orchestrator_"
 	tests := []struct {
-		series string
+		name   string
+		labels []string
 		min    float64
 	}{
-		{p + "jobs_received_total", 4},
-		{p + `jobs_finished_total{executor="container",outcome="success"}`, 2},
-		{p + `jobs_finished_total{executor="container",outcome="failure"}`, 1},
-		{p + `jobs_finished_total{executor="container",outcome="error"}`, 1},
-		{p + `actor_restarts_total{kind="job"}`, 1},
-		{p + `actors{kind="supervisor"}`, 1},
-		{p + `actors{kind="poller"}`, 1},
-		{p + "job_output_lines_total", 25},
-		{p + `backend_requests_total{code="2xx",method="POST",route="/api/internal/jobs/{id}/complete"}`, 4},
-		{p + `job_pickup_seconds_count{executor="container"}`, 3},
-		{"go_goroutines", 1},
-		{"process_resident_memory_bytes", 1},
+		{p + "jobs_received_total", nil, 4},
+		{p + "jobs_finished_total", []string{"executor", "container", "outcome", "success"}, 2},
+		{p + "jobs_finished_total", []string{"executor", "container", "outcome", "failure"}, 1},
+		{p + "jobs_finished_total", []string{"executor", "container", "outcome", "error"}, 1},
+		{p + "actor_restarts_total", []string{"kind", "job"}, 1},
+		{p + "actors", []string{"kind", "supervisor"}, 1},
+		{p + "actors", []string{"kind", "poller"}, 1},
+		{p + "job_output_lines_total", nil, 25},
+		{p + "backend_requests_total", []string{"route", "/api/internal/jobs/{id}/complete", "method", "POST",
+			"code", "2xx"}, 4},
+		{p + "job_pickup_seconds_count", []string{"executor", "container"}, 3},
+		{"go_goroutines", nil, 1},
+		{"process_resident_memory_bytes", nil, 1},
 	}
 	for _, tt := range tests {
-		if got := value(text, tt.series); got < tt.min {
-			t.Errorf("%s = %v, want >= %v", tt.series, got, tt.min)
+		if got := testenv.MetricValue(text, tt.name, tt.labels...); got < tt.min {
+			t.Errorf("%s%v = %v, want >= %v", tt.name, tt.labels, got, tt.min)
 		}
 	}
 	// The jobs finished: none is active, and the job actors are gone.
-	if got := value(text, p+"jobs_active"); got != 0 {
+	if got := testenv.MetricValue(text, p+"jobs_active"); got != 0 {
 		t.Errorf("jobs_active %v", got)
 	}
-	if got := value(text, p+`actors{kind="job"}`); got != 0 {
+	if got := testenv.MetricValue(text, p+"actors", "kind", "job"); got != 0 {
 		t.Errorf("live job actors %v after every job finished", got)
 	}
 	for _, id := range ids {
@@ -172,48 +123,61 @@ func TestHealthAndReadiness(t *testing.T) {
 	t.Run("ready", func(t *testing.T) {
 		s, _ := observedStack(t)
 		base := "http://" + s.daemon.HTTPAddr()
-		if code, body := httpGet(t, base+"/healthz"); code != 200 {
+		if code, body := testenv.Get(t, base+"/healthz"); code != 200 {
 			t.Fatalf("healthz %d %s", code, body)
 		}
-		code, body := httpGet(t, base+"/readyz")
+		code, body := testenv.Get(t, base+"/readyz")
 		if code != 200 || !strings.Contains(body, "backend: ok") || strings.Contains(body, "docker") {
 			t.Fatalf("readyz %d %s (no docker check when Docker is not in use)", code, body)
 		}
 	})
+	// Draining: not ready, so that nothing sends it more work, while it
+	// stays alive and keeps answering until its jobs are reported.
+	t.Run("draining", func(t *testing.T) {
+		s, f := observedStack(t)
+		s.submit(bashJob("x", map[string]string{"FAKE_LINES": "1", "FAKE_SLEEP": "1m"}))
+		testenv.Eventually(t, 5*time.Second, "the job to run", func() bool { return f.Starts() == 1 })
+		base := "http://" + s.daemon.HTTPAddr()
+		if code, body := testenv.Get(t, base+"/readyz"); code != 200 {
+			t.Fatalf("readyz before the drain: %d %s", code, body)
+		}
+		s.cancel() // Shutdown: the running job holds the drain open for jobs.shutdown_grace (2s)
+		var code int
+		var body string
+		testenv.Eventually(t, time.Second, "readyz to report the drain", func() bool {
+			code, body = testenv.Get(t, base+"/readyz")
+			return code == 503
+		})
+		if !strings.Contains(body, "orchestrator: not ready: shutting down") || !strings.Contains(body, "backend: ok") {
+			t.Errorf("readyz while draining: %d %s", code, body)
+		}
+		if code, _ := testenv.Get(t, base+"/healthz"); code != 200 {
+			t.Errorf("healthz %d while draining", code)
+		}
+	})
 	t.Run("backend down", func(t *testing.T) {
-		cfg := testConfig(t, "http://"+deadAddr(t), "token", withListeners)
+		cfg := daemontest.Config(t, "http://"+testenv.FreeAddr(t), "token", daemontest.Listeners)
 		d := startDaemon(t, cfg, map[jobspec.Kind]executors.Executor{jobspec.KindContainer: fake.New()})
-		code, body := httpGet(t, "http://"+d.HTTPAddr()+"/readyz")
+		code, body := testenv.Get(t, "http://"+d.HTTPAddr()+"/readyz")
 		if code != 503 || !strings.Contains(body, "backend: not ready") {
 			t.Fatalf("readyz %d %s", code, body)
 		}
-		if code, _ := httpGet(t, "http://"+d.HTTPAddr()+"/healthz"); code != 200 {
+		if code, _ := testenv.Get(t, "http://"+d.HTTPAddr()+"/healthz"); code != 200 {
 			t.Fatalf("healthz %d: liveness must not depend on the backend", code)
 		}
 	})
 	t.Run("docker unreachable", func(t *testing.T) {
-		_, url, token := newBackend(t)
-		cfg := testConfig(t, url, token, withListeners, func(c *config.Config) {
+		_, url, token := daemontest.Backend(t)
+		cfg := daemontest.Config(t, url, token, daemontest.Listeners, func(c *config.Config) {
 			c.Docker.Enabled = true
 			c.Docker.Host = "unix:///nonexistent/docker.sock"
 		})
 		d := startDaemon(t, cfg, nil) // the real Docker executor, pointed at nothing
-		code, body := httpGet(t, "http://"+d.HTTPAddr()+"/readyz")
+		code, body := testenv.Get(t, "http://"+d.HTTPAddr()+"/readyz")
 		if code != 503 || !strings.Contains(body, "docker: not ready") || !strings.Contains(body, "backend: ok") {
 			t.Fatalf("readyz %d %s", code, body)
 		}
 	})
-}
-
-// deadAddr is a loopback address nothing listens on.
-func deadAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 // startDaemon runs a daemon on cfg until the test ends; execs nil builds
@@ -231,134 +195,12 @@ func startDaemon(t *testing.T, cfg config.Config, execs map[jobspec.Kind]executo
 	return d
 }
 
-// The dashboard in dashboards/ must only query metrics the orchestrator
-// exports.
-func TestGrafanaDashboardQueriesExist(t *testing.T) {
-	raw, err := os.ReadFile("../dashboards/cronium-orchestrator.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	exprs := dashboardExprs(t, raw)
-	if len(exprs) < 20 {
-		t.Fatalf("only %d queries found in the dashboard", len(exprs))
-	}
-	s, _ := observedStack(t)
-	runSomeJobs(t, s)
-	text := s.scrape(t)
-	exported := map[string]bool{}
-	for _, line := range strings.Split(text, "\n") {
-		if line != "" && line[0] != '#' {
-			exported[strings.FieldsFunc(line, func(r rune) bool { return r == '{' || r == ' ' })[0]] = true
-		}
-	}
-	for _, expr := range exprs {
-		names := metricNames(expr)
-		if len(names) == 0 {
-			t.Errorf("no metric found in %q", expr)
-		}
-		for _, n := range names {
-			if !exported[n] {
-				t.Errorf("the dashboard queries %s (in %q), which /metrics does not export", n, expr)
-			}
-		}
-	}
-}
-
-// dashboardExprs collects every PromQL expression: panel targets (rows
-// may nest panels) and query variables.
-func dashboardExprs(t *testing.T, raw []byte) []string {
-	t.Helper()
-	var d struct {
-		Panels     []json.RawMessage `json:"panels"`
-		Templating struct {
-			List []struct {
-				Type       string `json:"type"`
-				Definition string `json:"definition"`
-			} `json:"list"`
-		} `json:"templating"`
-	}
-	if err := json.Unmarshal(raw, &d); err != nil {
-		t.Fatal(err)
-	}
-	var exprs []string
-	var walk func([]json.RawMessage)
-	walk = func(panels []json.RawMessage) {
-		for _, p := range panels {
-			var panel struct {
-				Panels  []json.RawMessage `json:"panels"`
-				Targets []struct {
-					Expr string `json:"expr"`
-				} `json:"targets"`
-			}
-			if err := json.Unmarshal(p, &panel); err != nil {
-				t.Fatal(err)
-			}
-			for _, tg := range panel.Targets {
-				exprs = append(exprs, tg.Expr)
-			}
-			walk(panel.Panels)
-		}
-	}
-	walk(d.Panels)
-	for _, v := range d.Templating.List {
-		if v.Type == "query" {
-			// label_values(METRIC, LABEL): only the first argument is a metric.
-			def, _ := strings.CutPrefix(v.Definition, "label_values(")
-			exprs = append(exprs, strings.TrimSpace(strings.Split(def, ",")[0]))
-		}
-	}
-	return exprs
-}
-
-var (
-	promStrings   = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
-	promMatchers  = regexp.MustCompile(`\{[^}]*\}|\[[^\]]*\]`)
-	promGrouping  = regexp.MustCompile(`\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)`)
-	promIdent     = regexp.MustCompile(`[a-zA-Z_:][a-zA-Z0-9_:]*`)
-	promVariables = regexp.MustCompile(`\$\{?\w+\}?`)
-	promKeywords  = map[string]bool{"by": true, "without": true, "on": true, "ignoring": true, "bool": true,
-		"and": true, "or": true, "unless": true, "offset": true, "group_left": true, "group_right": true}
-)
-
-// metricNames extracts the metric names of a PromQL expression: what is
-// left once strings, label matchers, ranges, groupings, variables and
-// function calls are removed.
-func metricNames(expr string) []string {
-	e := promVariables.ReplaceAllString(expr, "")
-	e = promStrings.ReplaceAllString(e, "")
-	e = promMatchers.ReplaceAllString(e, "")
-	e = promGrouping.ReplaceAllString(e, "")
-	var names []string
-	for _, loc := range promIdent.FindAllStringIndex(e, -1) {
-		word := e[loc[0]:loc[1]]
-		rest := strings.TrimLeft(e[loc[1]:], " ")
-		if promKeywords[word] || strings.HasPrefix(rest, "(") {
-			continue // a keyword or a function
-		}
-		names = append(names, word)
-	}
-	return names
-}
-
-func TestMetricNames(t *testing.T) {
-	tests := map[string]string{
-		`sum by (outcome) (rate(cronium_orchestrator_jobs_finished_total{instance=~"$instance"}[$__rate_interval]))`: "cronium_orchestrator_jobs_finished_total",
-		`histogram_quantile(0.95, sum by (le, route) (rate(x_bucket{a="b"}[5m])))`:                                   "x_bucket",
-		`a / on (kind) b > 2`: "a,b",
-	}
-	for expr, want := range tests {
-		if got := strings.Join(metricNames(expr), ","); got != want {
-			t.Errorf("metricNames(%q) = %q, want %q", expr, got, want)
-		}
-	}
-}
-
 // The SSH executor reports to the same metrics: with a job running over
 // a real sshd the connection and session gauges are up; a server that
 // refuses connections counts as an unreachable connect failure.
 func TestSSHMetrics(t *testing.T) {
 	srv := testenv.StartSSHD(t, 0)
-	s := sshStack(t, []*testenv.SSHD{srv}, withListeners, func(c *config.Config) { c.Supervisor.MaxRestarts = 0 })
+	s := sshStack(t, []*testenv.SSHD{srv}, daemontest.Listeners, func(c *config.Config) { c.Supervisor.MaxRestarts = 0 })
 	p := "cronium_orchestrator_"
 	id := s.submit(sshJob("echo started; sleep 1", srv))
 	testenv.Eventually(t, 15*time.Second, "the SSH job's output", func() bool {
@@ -366,21 +208,21 @@ func TestSSHMetrics(t *testing.T) {
 		return strings.Contains(o.Stdout, "started")
 	})
 	text := s.scrape(t)
-	if value(text, p+"ssh_connections") < 1 || value(text, p+"ssh_sessions") != 1 {
-		t.Errorf("while running: connections %v sessions %v", value(text, p+"ssh_connections"),
-			value(text, p+"ssh_sessions"))
+	conns, sessions := testenv.MetricValue(text, p+"ssh_connections"), testenv.MetricValue(text, p+"ssh_sessions")
+	if conns < 1 || sessions != 1 {
+		t.Errorf("while running: connections %v sessions %v", conns, sessions)
 	}
 	s.wait(id, 20*time.Second)
-	if got := value(s.scrape(t), p+"ssh_sessions"); got != 0 {
+	if got := testenv.MetricValue(s.scrape(t), p+"ssh_sessions"); got != 0 {
 		t.Errorf("sessions %v after the job", got)
 	}
 
-	host, port, _ := net.SplitHostPort(deadAddr(t))
+	host, port, _ := net.SplitHostPort(testenv.FreeAddr(t))
 	n, _ := strconv.Atoi(port)
 	down := *srv
 	down.Host, down.Port = host, n
 	s.wait(s.submit(sshJob("true", &down)), 20*time.Second)
-	if got := value(s.scrape(t), p+`ssh_connect_failures_total{class="unreachable"}`); got < 1 {
+	if got := testenv.MetricValue(s.scrape(t), p+"ssh_connect_failures_total", "class", "unreachable"); got < 1 {
 		t.Errorf("connect failures (unreachable) %v", got)
 	}
 }

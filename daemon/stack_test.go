@@ -4,9 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +15,7 @@ import (
 	"github.com/cronium/orchestrator/config"
 	"github.com/cronium/orchestrator/embedded"
 	"github.com/cronium/orchestrator/executors"
+	"github.com/cronium/orchestrator/internal/daemontest"
 	"github.com/cronium/orchestrator/internal/testenv"
 	"github.com/cronium/orchestrator/jobspec"
 	"github.com/cronium/orchestrator/secret"
@@ -34,27 +33,8 @@ type stack struct {
 	done   chan error
 }
 
-type stackOption func(*config.Config)
-
-func testConfig(t *testing.T, url string, token secret.Value, opts ...stackOption) config.Config {
-	cfg := config.Default()
-	cfg.API.URL = url
-	cfg.API.Token = token
-	cfg.API.RetryMaxElapsed = 5 * time.Second
-	cfg.Orchestrator.StateDir = filepath.Join(t.TempDir(), "state")
-	cfg.Jobs.PollInterval = 50 * time.Millisecond
-	cfg.Jobs.CancelCheckInterval = 100 * time.Millisecond
-	cfg.Jobs.ShutdownGrace = 2 * time.Second
-	cfg.Jobs.StopGrace = time.Second
-	cfg.Logs.BatchInterval = 100 * time.Millisecond
-	cfg.Supervisor.BackoffInitial = 50 * time.Millisecond
-	cfg.Supervisor.BackoffMax = 200 * time.Millisecond
-	cfg.HTTP.Listen, cfg.Admin.Listen = "", ""
-	for _, o := range opts {
-		o(&cfg)
-	}
-	return cfg
-}
+// stackOption adjusts a stack's configuration (daemontest.Config's opts).
+type stackOption = func(*config.Config)
 
 func testLogger(t *testing.T) *slog.Logger {
 	if os.Getenv("TEST_LOGS") != "" {
@@ -63,22 +43,9 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// newBackend starts an embedded backend on a real HTTP listener.
-func newBackend(t *testing.T) (*embedded.Store, string, secret.Value) {
-	t.Helper()
-	store, err := embedded.Open(filepath.Join(t.TempDir(), "cronium.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := secret.Value("test-token-" + t.Name())
-	srv := httptest.NewServer(embedded.NewServer(store, embedded.ServerOptions{Token: token}))
-	t.Cleanup(func() { srv.Close(); store.Close() })
-	return store, srv.URL, token
-}
-
 func startStack(t *testing.T, execs map[jobspec.Kind]executors.Executor, opts ...stackOption) *stack {
 	t.Helper()
-	store, url, token := newBackend(t)
+	store, url, token := daemontest.Backend(t)
 	s := &stack{t: t, store: store, url: url, token: token}
 	s.start(execs, opts...)
 	return s
@@ -87,7 +54,7 @@ func startStack(t *testing.T, execs map[jobspec.Kind]executors.Executor, opts ..
 // start runs a daemon against the stack's backend.
 func (s *stack) start(execs map[jobspec.Kind]executors.Executor, opts ...stackOption) {
 	t := s.t
-	cfg := testConfig(t, s.url, s.token, opts...)
+	cfg := daemontest.Config(t, s.url, s.token, opts...)
 	d, err := New(cfg, Options{Logger: testLogger(t), Executors: execs})
 	if err != nil {
 		t.Fatal(err)

@@ -75,7 +75,7 @@ func TestStatusPageCrashButton(t *testing.T) {
 		t.Errorf("flash message %q (%v)", flash, err)
 	}
 	t.Logf("restart shown on the page %s after the click", time.Since(start).Round(time.Millisecond))
-	if got := value(s.scrape(t), `cronium_orchestrator_actor_restarts_total{kind="job"}`); got != 1 {
+	if got := testenv.MetricValue(s.scrape(t), "cronium_orchestrator_actor_restarts_total", "kind", "job"); got != 1 {
 		t.Errorf("actor_restarts_total{kind=job} = %v after the crash, want 1", got)
 	}
 }

@@ -22,19 +22,23 @@ type Check struct {
 	Probe func(ctx context.Context) error
 }
 
+// DefaultCheckTimeout bounds each readiness probe unless
+// Options.CheckTimeout says otherwise: below Prometheus's and Kubernetes'
+// usual probe timeouts.
+const DefaultCheckTimeout = 3 * time.Second
+
 // Options configure the handler.
 type Options struct {
 	Gatherer prometheus.Gatherer
 	Checks   []Check
-	// CheckTimeout bounds each probe; default 3s, below Prometheus's and
-	// Kubernetes' usual probe timeouts.
+	// CheckTimeout bounds each probe; default DefaultCheckTimeout.
 	CheckTimeout time.Duration
 }
 
 // New returns the handler of /metrics, /healthz and /readyz.
 func New(opts Options) http.Handler {
 	if opts.CheckTimeout <= 0 {
-		opts.CheckTimeout = 3 * time.Second
+		opts.CheckTimeout = DefaultCheckTimeout
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{

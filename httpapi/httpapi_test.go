@@ -63,6 +63,30 @@ func TestReadyz(t *testing.T) {
 	}
 }
 
+// Without a CheckTimeout each probe gets DefaultCheckTimeout, the 3 s the
+// README promises: seen in the deadline of the probe's context.
+func TestReadyzDefaultProbeBound(t *testing.T) {
+	if DefaultCheckTimeout != 3*time.Second {
+		t.Errorf("DefaultCheckTimeout %s; the README says each probe is bounded by 3 s", DefaultCheckTimeout)
+	}
+	var left time.Duration
+	probe := func(ctx context.Context) error {
+		deadline, ok := ctx.Deadline()
+		if !ok {
+			return errors.New("no deadline")
+		}
+		left = time.Until(deadline)
+		return nil
+	}
+	h := New(Options{Gatherer: prometheus.NewRegistry(), Checks: []Check{{"backend", probe}}})
+	if code, body := get(t, h, "/readyz"); code != 200 {
+		t.Fatalf("readyz %d %s", code, body)
+	}
+	if left > DefaultCheckTimeout || left < DefaultCheckTimeout-time.Second {
+		t.Errorf("the probe had %s left, want just under %s", left, DefaultCheckTimeout)
+	}
+}
+
 func TestHealthzAndMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "test_things_total", Help: "Things."})

@@ -83,6 +83,19 @@ type Drain struct {
 	Done  chan struct{}
 }
 
+// The kinds of actor the supervisor runs. A PID names its kind
+// (supervisor/root/job/job_1 is a job actor), and metrics label actors by
+// kind alone.
+const (
+	KindSupervisor = "supervisor" // the root
+	KindPoller     = "poller"
+	KindJob        = "job"
+	KindLog        = "log"
+)
+
+// ActorKinds is every kind, in the order the actor tree lists them.
+var ActorKinds = []string{KindSupervisor, KindPoller, KindJob, KindLog}
+
 // ListActors asks the supervisor for the actor tree; it responds with an
 // ActorTree.
 type ListActors struct{}
@@ -97,12 +110,15 @@ type ActorTree struct {
 // ActorInfo describes one live or restarting actor.
 type ActorInfo struct {
 	PID       string    `json:"pid"`
-	Kind      string    `json:"kind"` // supervisor, poller, job, log
+	Kind      string    `json:"kind"` // one of ActorKinds
 	JobID     string    `json:"jobId,omitempty"`
 	State     string    `json:"state"`
 	Restarts  int       `json:"restarts"`
 	StartedAt time.Time `json:"startedAt"`
 }
+
+// IsRoot reports whether a is the root supervisor, which nothing respawns.
+func (a ActorInfo) IsRoot() bool { return a.Kind == KindSupervisor }
 
 // ListJobs asks the supervisor for the jobs it runs; it responds with a
 // JobList. Lines is how many recent output lines to include per job.

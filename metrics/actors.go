@@ -5,11 +5,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-)
 
-// ActorKinds are the kinds of actor the supervisor runs (its Kind*
-// constants); their series exist from the start, at zero.
-var ActorKinds = []string{"supervisor", "poller", "job", "log"}
+	"github.com/cronium/orchestrator/messages"
+)
 
 // messageBuckets fit actor work: microseconds for most messages, up to
 // seconds for a message that waited behind a restart delay.
@@ -48,7 +46,8 @@ func newActorMetrics() actorMetrics {
 			messageBuckets, "kind", "message"),
 		mailboxes: newMailboxCollector(),
 	}
-	for _, k := range ActorKinds {
+	// Every kind's series exist from the start, at zero.
+	for _, k := range messages.ActorKinds {
 		a.live.WithLabelValues(k)
 		a.spawns.WithLabelValues(k)
 		a.stops.WithLabelValues(k)
@@ -121,7 +120,7 @@ func (c *mailboxCollector) Collect(ch chan<- prometheus.Metric) {
 		depths = (*f)()
 	}
 	// Only the known kinds: a label's values stay a fixed set.
-	for _, kind := range ActorKinds {
+	for _, kind := range messages.ActorKinds {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(max(depths[kind], 0)), kind)
 	}
 }

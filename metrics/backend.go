@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -9,8 +8,9 @@ import (
 	"github.com/cronium/orchestrator/backend"
 )
 
-// backendRoutes have their retry series from the start, so that a
-// dashboard shows zero rather than nothing.
+// backendRoutes are every route template of the backend client; the
+// route label takes no other value. Their retry series exist from the
+// start, so that a dashboard shows zero rather than nothing.
 var backendRoutes = []string{backend.RouteQueue, backend.RouteAcknowledge, backend.RouteStatus,
 	backend.RouteComplete, backend.RouteFail, backend.RouteRelease, backend.RouteOrphaned,
 	backend.RouteExecutionCreate, backend.RouteExecutionUpdate, backend.RouteHealth, backend.RouteHeartbeat,
@@ -47,16 +47,17 @@ func (b backendMetrics) collectors() []prometheus.Collector {
 }
 
 // ObserveRequest implements backend.Observer; status 0 is a transport
-// error.
+// error. The client promises route templates; anything else (a filled-in
+// path would put an id in a label) counts as "other".
 func (m *Metrics) ObserveRequest(route, method string, status int, d time.Duration) {
-	route = routeLabel(route)
+	route = oneOf(route, backendRoutes, "other")
 	m.backend.requests.WithLabelValues(route, method, statusClass(status)).Inc()
 	m.backend.duration.WithLabelValues(route, method).Observe(d.Seconds())
 }
 
 // ObserveRetry implements backend.Observer.
 func (m *Metrics) ObserveRetry(route string) {
-	m.backend.retries.WithLabelValues(routeLabel(route)).Inc()
+	m.backend.retries.WithLabelValues(oneOf(route, backendRoutes, "other")).Inc()
 }
 
 func statusClass(status int) string {
@@ -64,18 +65,4 @@ func statusClass(status int) string {
 		return "error"
 	}
 	return string(rune('0'+status/100)) + "xx"
-}
-
-// routeLabel guards against a caller passing a filled-in path: the
-// backend client promises templates, but an id in a label is unbounded.
-func routeLabel(route string) string {
-	if !strings.HasPrefix(route, "/api/") {
-		return "other"
-	}
-	for _, seg := range strings.Split(route, "/") {
-		if strings.ContainsAny(seg, "0123456789") && !strings.HasPrefix(seg, "{") {
-			return "other"
-		}
-	}
-	return route
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/cronium/orchestrator/executors/docker"
 	"github.com/cronium/orchestrator/executors/ssh"
 	"github.com/cronium/orchestrator/jobspec"
+	"github.com/cronium/orchestrator/messages"
 	"github.com/cronium/orchestrator/metrics"
 )
 
@@ -23,8 +24,8 @@ var (
 // The fixed label sets must follow the code they describe.
 func TestLabelSetsMatchTheCode(t *testing.T) {
 	kinds := []string{supervisor.KindSupervisor, supervisor.KindPoller, supervisor.KindJob, supervisor.KindLog}
-	if !slices.Equal(kinds, metrics.ActorKinds) {
-		t.Errorf("ActorKinds %v, supervisor has %v", metrics.ActorKinds, kinds)
+	if !slices.Equal(kinds, messages.ActorKinds) {
+		t.Errorf("messages.ActorKinds %v, supervisor has %v", messages.ActorKinds, kinds)
 	}
 	execs := []string{string(jobspec.KindContainer), string(jobspec.KindSSH), string(jobspec.KindHTTP)}
 	if !slices.Equal(execs, metrics.Executors) {

@@ -3,6 +3,12 @@ package metrics
 import (
 	"context"
 	"errors"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -173,12 +179,63 @@ func TestBackendLabels(t *testing.T) {
 		"/api/internal/jobs/{id}/complete": "/api/internal/jobs/{id}/complete",
 		"/api/internal/jobs/queue":         "/api/internal/jobs/queue",
 		"/api/internal/jobs/job_123/done":  "other",
+		"/api/internal/jobs/abcdef/fail":   "other", // an id without digits is still an id
+		"/api/internal/jobs/{id}/unknown":  "other",
 		"jobs":                             "other",
 	}
 	for route, want := range routes {
-		if got := routeLabel(route); got != want {
-			t.Errorf("routeLabel(%q) = %q, want %q", route, got, want)
+		m := New(prometheus.NewRegistry())
+		m.ObserveRequest(route, "POST", 200, time.Millisecond)
+		m.ObserveRetry(route)
+		if n := testutil.CollectAndCount(m.backend.requests); n != 1 {
+			t.Errorf("request to %q: %d route series, want 1", route, n)
 		}
+		if got := testutil.ToFloat64(m.backend.requests.WithLabelValues(want, "POST", "2xx")); got != 1 {
+			t.Errorf("request to %q: requests{route=%q} = %v, want 1", route, want, got)
+		}
+		if got := testutil.ToFloat64(m.backend.retries.WithLabelValues(want)); got != 1 {
+			t.Errorf("retry of %q: retries{route=%q} = %v, want 1", route, want, got)
+		}
+	}
+}
+
+// backendRoutes is the route label's whole set of values: it must list
+// every Route constant of the backend client.
+func TestBackendRoutesAreEveryRoute(t *testing.T) {
+	fset := token.NewFileSet()
+	pkgs, err := parser.ParseDir(fset, "../backend", func(fi fs.FileInfo) bool {
+		return !strings.HasSuffix(fi.Name(), "_test.go")
+	}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var routes []string
+	for _, pkg := range pkgs {
+		for _, f := range pkg.Files {
+			ast.Inspect(f, func(n ast.Node) bool {
+				vs, ok := n.(*ast.ValueSpec)
+				if !ok {
+					return true
+				}
+				for i, name := range vs.Names {
+					if strings.HasPrefix(name.Name, "Route") && i < len(vs.Values) {
+						if lit, ok := vs.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+							v, _ := strconv.Unquote(lit.Value)
+							routes = append(routes, v)
+						}
+					}
+				}
+				return true
+			})
+		}
+	}
+	if len(routes) < 10 {
+		t.Fatalf("found only %d Route constants in ../backend", len(routes))
+	}
+	slices.Sort(routes)
+	known := slices.Sorted(slices.Values(backendRoutes))
+	if !slices.Equal(routes, known) {
+		t.Errorf("backend routes %v\nbackendRoutes  %v", routes, known)
 	}
 }
 
@@ -205,18 +262,22 @@ func TestDocker(t *testing.T) {
 
 func TestSSHBreakers(t *testing.T) {
 	m := New(prometheus.NewRegistry())
+	// Transitions as gobreaker reports them, one server at a time.
 	steps := []struct {
-		server, to         string
+		server, from, to   string
 		wantOpen, wantHalf float64
 	}{
-		{"a:22", "open", 1, 0},
-		{"b:22", "open", 2, 0},
-		{"a:22", "half-open", 1, 1},
-		{"a:22", "closed", 1, 0},
-		{"b:22", "closed", 0, 0},
+		{"a:22", "closed", "open", 1, 0},
+		{"b:22", "closed", "open", 2, 0},
+		{"a:22", "open", "half-open", 1, 1},
+		{"a:22", "half-open", "open", 2, 0},
+		{"a:22", "open", "half-open", 1, 1},
+		{"a:22", "half-open", "closed", 1, 0},
+		{"b:22", "open", "half-open", 0, 1},
+		{"b:22", "half-open", "closed", 0, 0},
 	}
 	for i, s := range steps {
-		m.BreakerChanged(s.server, "", s.to)
+		m.BreakerChanged(s.server, s.from, s.to)
 		open := testutil.ToFloat64(m.ssh.breakers.WithLabelValues("open"))
 		half := testutil.ToFloat64(m.ssh.breakers.WithLabelValues("half-open"))
 		if open != s.wantOpen || half != s.wantHalf {

@@ -1,10 +1,6 @@
 package metrics
 
-import (
-	"sync"
-
-	"github.com/prometheus/client_golang/prometheus"
-)
+import "github.com/prometheus/client_golang/prometheus"
 
 // BreakerStates a server's circuit breaker can be in besides closed.
 var BreakerStates = []string{"open", "half-open"}
@@ -14,9 +10,6 @@ type sshMetrics struct {
 	sessions prometheus.Gauge
 	failures *prometheus.CounterVec
 	breakers *prometheus.GaugeVec
-
-	mu    sync.Mutex
-	state map[string]string // server → breaker state other than closed
 }
 
 func newSSHMetrics() *sshMetrics {
@@ -28,7 +21,6 @@ func newSSHMetrics() *sshMetrics {
 			"class"),
 		breakers: gaugeVec("ssh_breakers",
 			"Servers whose circuit breaker is in a state other than closed, by state.", "state"),
-		state: map[string]string{},
 	}
 	for _, st := range BreakerStates {
 		s.breakers.WithLabelValues(st)
@@ -59,23 +51,14 @@ var sshFailureClasses = []string{"unreachable", "dns", "handshake_timeout", "aut
 	"breaker_open", "other"}
 
 // BreakerChanged implements ssh.Observer: it counts servers per state, so
-// that "how many servers are failing fast" needs no server label.
-func (m *Metrics) BreakerChanged(server, _, to string) {
-	s := m.ssh
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if oneOf(to, BreakerStates, "") == "" {
-		delete(s.state, server)
-	} else {
-		s.state[server] = to
+// that "how many servers are failing fast" needs no server label. Each
+// call is a real transition of one server's breaker (gobreaker reports
+// them in order), so the server leaves from and enters to.
+func (m *Metrics) BreakerChanged(_, from, to string) {
+	if oneOf(from, BreakerStates, "") != "" {
+		m.ssh.breakers.WithLabelValues(from).Dec()
 	}
-	for _, st := range BreakerStates {
-		n := 0
-		for _, v := range s.state {
-			if v == st {
-				n++
-			}
-		}
-		s.breakers.WithLabelValues(st).Set(float64(n))
+	if oneOf(to, BreakerStates, "") != "" {
+		m.ssh.breakers.WithLabelValues(to).Inc()
 	}
 }

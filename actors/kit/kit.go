@@ -61,9 +61,10 @@ func Middleware(kind string, obs Observer) actor.MiddlewareFunc {
 	return func(next actor.ReceiveFunc) actor.ReceiveFunc {
 		return func(c *actor.Context) {
 			raw := c.Message()
+			start := time.Now()
 			var queued time.Duration
 			if env, ok := raw.(envelope); ok {
-				queued = time.Since(env.sentAt)
+				queued = start.Sub(env.sentAt)
 				// Counted out before handling: a panicking message is
 				// dropped, never handled again.
 				depths.dequeued(c.PID().ID)
@@ -77,7 +78,6 @@ func Middleware(kind string, obs Observer) actor.MiddlewareFunc {
 			if crash, ok := msg.(messages.Crash); ok {
 				panic(CrashError{Reason: crash.Reason})
 			}
-			start := time.Now()
 			next(c)
 			if obs != nil {
 				obs.MessageHandled(kind, TypeName(msg), time.Since(start), queued)

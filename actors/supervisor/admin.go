@@ -17,11 +17,12 @@ func (st *state) noteRestart(ev messages.RestartEvent) {
 	st.restartLog = append(st.restartLog, ev)
 }
 
-// jobList reads every running job's status and output tail. Run.Status
-// and Log.Recent only take their own short locks, so this never blocks
-// the supervisor on a job's work.
+// jobList reads every running job's status and output tail: up to lines
+// lines, and never more than Settings.RecentLines, all a job keeps.
+// Run.Status and Log.Recent only take their own short locks, so this
+// never blocks the supervisor on a job's work.
 func (s *Supervisor) jobList(lines int) messages.JobList {
-	lines = min(max(lines, 0), 1000)
+	lines = max(lines, 0)
 	var l messages.JobList
 	for _, run := range s.st.runs {
 		info := messages.JobInfo{JobStatus: run.Status(), Output: []messages.OutputLine{}}

@@ -24,12 +24,13 @@ import (
 	"github.com/cronium/orchestrator/messages"
 )
 
-// Actor kinds, as PIDs, metrics and the admin API name them.
+// Actor kinds, as PIDs, metrics and the admin API name them (one list, in
+// messages).
 const (
-	KindSupervisor = "supervisor"
-	KindPoller     = "poller"
-	KindJob        = "job"
-	KindLog        = "log"
+	KindSupervisor = messages.KindSupervisor
+	KindPoller     = messages.KindPoller
+	KindJob        = messages.KindJob
+	KindLog        = messages.KindLog
 )
 
 // Backend is everything the supervisor and its children ask of the backend.

@@ -10,7 +10,6 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/cronium/orchestrator/admin"
 )
@@ -84,7 +83,7 @@ func renderTree(out io.Writer, t admin.Tree) {
 	fmt.Fprintln(tw, "ID\tKIND\tJOB\tSTATE\tRESTARTS\tUPTIME")
 	var children []admin.Actor
 	for _, a := range t.Actors {
-		if a.Kind == "supervisor" {
+		if a.IsRoot() {
 			fmt.Fprintln(tw, actorRow("", a))
 		} else {
 			children = append(children, a)
@@ -107,7 +106,7 @@ func renderTree(out io.Writer, t admin.Tree) {
 			fmt.Fprintf(out, "  ... %d more (--json lists them all)\n", len(t.Restarts)-i)
 			break
 		}
-		fmt.Fprintf(out, "  %s  %-10s %s: %s\n", r.At.Local().Format("15:04:05"), r.Kind, r.PID, r.Reason)
+		fmt.Fprintf(out, "  %s  %-10s %s: %s\n", admin.FormatClock(r.At), r.Kind, r.PID, r.Reason)
 	}
 }
 
@@ -116,6 +115,6 @@ func actorRow(branch string, a admin.Actor) string {
 	if job == "" {
 		job = "-"
 	}
-	up := (time.Duration(a.UptimeSeconds) * time.Second).String()
-	return fmt.Sprintf("%s%s\t%s\t%s\t%s\t%d\t%s", branch, a.PID, a.Kind, job, a.State, a.Restarts, up)
+	return fmt.Sprintf("%s%s\t%s\t%s\t%s\t%d\t%s", branch, a.PID, a.Kind, job, a.State, a.Restarts,
+		admin.FormatUptime(a.UptimeSeconds))
 }

@@ -12,10 +12,11 @@ import (
 	"time"
 
 	"github.com/cronium/orchestrator/admin"
+	"github.com/cronium/orchestrator/config"
 )
 
 // defaultAdmin is admin.listen's default, as a URL.
-const defaultAdmin = "http://127.0.0.1:9465"
+var defaultAdmin = "http://" + config.Default().Admin.Listen
 
 // adminClient calls the admin API of a running orchestrator.
 type adminClient struct {
@@ -60,9 +61,7 @@ func (c adminClient) call(method, path string, out any) error {
 		return fmt.Errorf("admin API: reading the answer: %w", err)
 	}
 	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
+		var e admin.APIError
 		if json.Unmarshal(body, &e) != nil || e.Error == "" {
 			e.Error = strings.TrimSpace(string(body))
 		}

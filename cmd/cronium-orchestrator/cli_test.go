@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -89,7 +88,7 @@ func TestStandaloneSubmitFollowAndShutdown(t *testing.T) {
 
 // startStandalone runs the binary's standalone mode on free ports and
 // returns it, the embedded backend's URL and its log output.
-func startStandalone(t *testing.T, extra ...string) (*exec.Cmd, string, *syncBuffer) {
+func startStandalone(t *testing.T, extra ...string) (*exec.Cmd, string, *testenv.SyncBuffer) {
 	t.Helper()
 	args := append([]string{"standalone", "--listen", "127.0.0.1:0", "--data", t.TempDir(),
 		"--http-listen", "", "--admin-listen", "", "--jobs-poll-interval", "100ms"}, extra...)
@@ -98,31 +97,13 @@ func startStandalone(t *testing.T, extra ...string) (*exec.Cmd, string, *syncBuf
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	sa.Stderr = logs
 	if err := sa.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sa.Process.Kill(); sa.Wait() })
 	return sa, readServerURL(t, stdout), logs
-}
-
-// syncBuffer is the process's log output, read while it is written.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func readServerURL(t *testing.T, r interface{ Read([]byte) (int, error) }) string {

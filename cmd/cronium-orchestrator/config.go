@@ -23,7 +23,8 @@ func configFlags(fs *flag.FlagSet) func() (config.Config, error) {
 }
 
 // newLogger builds the process logger and makes it the default, so that
-// hollywood's own crash reports are structured like ours.
+// hollywood's own crash reports are structured like ours (newDaemon then
+// makes the daemon's, which adds orchestrator_id, the default).
 func newLogger(c config.Log) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(strings.ToUpper(c.Level)))

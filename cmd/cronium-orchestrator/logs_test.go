@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
-	"io"
-	"net/http"
+	"maps"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cronium/orchestrator/backend"
+	"github.com/cronium/orchestrator/config"
 	"github.com/cronium/orchestrator/embedded"
 	"github.com/cronium/orchestrator/internal/testenv"
 	"github.com/cronium/orchestrator/secret"
@@ -37,8 +41,10 @@ func find(recs []map[string]any, match func(map[string]any) bool) map[string]any
 }
 
 // With log.format json every line is structured, hollywood's own crash
-// report included (newLogger makes our handler slog's default), and a
-// job's logs carry its job and execution ids as fields.
+// report included (newLogger makes our handler slog's default), every
+// record carries orchestrator_id (newDaemon makes the daemon's logger the
+// default, so hollywood's records too), and a job's logs carry its job
+// and execution ids as fields.
 func TestLogsAreStructuredWithJobFields(t *testing.T) {
 	logger, logs := captureLogs(t, "json")
 	o := startOps(t, logger)
@@ -63,7 +69,7 @@ func TestLogsAreStructuredWithJobFields(t *testing.T) {
 		}},
 		{"a job record with job_id and execution_id fields", func(r map[string]any) bool {
 			e, _ := r["execution_id"].(string)
-			return r["job_id"] == id && e != "" && r["orchestrator_id"] != nil
+			return r["job_id"] == id && e != ""
 		}},
 	}
 	for _, c := range checks {
@@ -71,60 +77,107 @@ func TestLogsAreStructuredWithJobFields(t *testing.T) {
 			t.Errorf("no log record: %s", c.what)
 		}
 	}
+	orchID, _ := recs[0]["orchestrator_id"].(string)
+	for _, r := range recs {
+		if got, _ := r["orchestrator_id"].(string); orchID == "" || got != orchID {
+			t.Errorf("record without orchestrator_id %q: %v", orchID, r)
+		}
+	}
 }
 
-// A job's secrets (an environment value, an SSH server's password) appear
-// in none of what the orchestrator emits: logs, /metrics, the admin API
-// and status page, the CLI's output, and the job's own error text.
+// A job's secrets (environment values, SSH passwords) appear in none of
+// what the orchestrator emits: logs, /metrics, the admin API and status
+// page, the CLI's output, and the jobs' own output and error texts.
+// Container jobs run on the scripted fake executor; SSH jobs on the
+// daemon's own SSH executor against a real sshd, one with the right
+// password and one with a wrong one.
 func TestSecretsAreNeverEmitted(t *testing.T) {
-	const envSecret, sshPassword = "env-secret-9c1f7e2ab4", "ssh-password-5d8e3b6f07"
+	const envSecret, wrongPassword = "env-secret-9c1f7e2ab4", "ssh-password-5d8e3b6f07"
+	srv := testenv.StartSSHD(t, 0)
 	logger, logs := captureLogs(t, "json")
-	o := startOps(t, logger)
-	env := map[string]string{"API_KEY": envSecret, "DB_PASSWORD": envSecret, "FAKE_LINES": "3", "FAKE_SLEEP": "300ms"}
-	local := o.submit(t, bash(env))
-	ssh := bash(env)
-	ssh.Servers = []embedded.ServerSpec{{Name: "box", Host: "127.0.0.1", Port: 2222, Username: "deploy",
-		Password: secret.Value(sshPassword)}}
-	remote := o.submit(t, ssh)
-	failing := o.submit(t, bash(map[string]string{"API_KEY": envSecret, "FAKE_ERROR": "could not pull the image"}))
-	testenv.Eventually(t, 5*time.Second, "the jobs to run", func() bool { return o.fake.Starts() == 2 })
-
+	env := map[string]string{"API_KEY": envSecret, "DB_PASSWORD": envSecret}
 	emitted := map[string]string{}
-	for _, path := range []string{"/", "/live", "/api/actors", "/api/jobs?lines=100"} {
-		emitted["admin "+path] = get(t, o.admin+path)
-	}
-	out, err := runCmd(runActors, "--json", "--admin", o.admin)
-	emitted["actors --json"] = out + errText(err)
-	for _, id := range []string{local, remote, failing} {
+
+	o := startOps(t, logger)
+	local := o.submit(t, bash(withEnv(env, "FAKE_LINES", "3", "FAKE_SLEEP", "300ms")))
+	failing := o.submit(t, bash(withEnv(env, "FAKE_ERROR", "could not pull the image")))
+	testenv.Eventually(t, 5*time.Second, "the container job to run", func() bool { return o.fake.Starts() == 1 })
+	o.observe(t, emitted, "fake executor")
+	for _, id := range []string{local, failing} {
 		v := o.finished(t, id)
 		emitted["job "+id+" output and error"] = v.Output.Stdout + v.Output.Stderr + v.Result.Error
 	}
-	_, err = runCmd(runCancel, local, "--admin", o.admin)
+	_, err := runCmd(runCancel, local, "--admin", o.admin)
 	emitted["cancel error"] = errText(err)
-	emitted["/metrics"] = o.scrape(t)
+	emitted["/metrics (fake executor, after the jobs)"] = o.scrape(t)
+
+	known := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(known, []byte(srv.KnownHostsLine()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := startDaemon(t, logger, nil, func(c *config.Config) { c.Docker.Enabled = false; c.SSH.KnownHosts = known })
+	sshJob := func(password string) embedded.SubmitRequest {
+		req := bash(env)
+		req.Script.Content = "echo started; sleep 1"
+		req.Servers = []embedded.ServerSpec{{Name: "box", Host: srv.Host, Port: srv.Port, Username: srv.User,
+			Password: secret.Value(password)}}
+		return req
+	}
+	good, bad := r.submit(t, sshJob(srv.Password)), r.submit(t, sshJob(wrongPassword))
+	testenv.Eventually(t, 30*time.Second, "the SSH job to run", func() bool {
+		out, _ := r.store.Output(context.Background(), good)
+		return strings.Contains(out.Stdout, "started")
+	})
+	r.observe(t, emitted, "ssh executor")
+	vGood, vBad := r.finished(t, good), r.finished(t, bad)
+	for _, v := range []embedded.JobView{vGood, vBad} {
+		emitted["job "+v.ID+" output and error"] = v.Output.Stdout + v.Output.Stderr + v.Result.Error
+	}
+	metrics := r.scrape(t)
+	emitted["/metrics (ssh executor)"] = metrics
 	emitted["logs"] = logs()
 
-	if o.fake.Starts() != 2 || !strings.Contains(emitted["logs"], remote) {
-		t.Fatalf("the SSH job did not run (starts %d)", o.fake.Starts())
+	// The secrets did reach the executors: the right password ran the job,
+	// the wrong one was refused by sshd.
+	if vGood.Status != backend.StatusCompleted || vGood.Output.Stdout != "started\n" {
+		t.Errorf("SSH job with the right password: %s %q %q", vGood.Status, vGood.Output.Stdout, vGood.Output.Stderr)
+	}
+	if vBad.Status != backend.StatusFailed ||
+		testenv.MetricValue(metrics, "cronium_orchestrator_ssh_connect_failures_total", "class", "auth") < 1 {
+		t.Errorf("SSH job with a wrong password: %s %q, not refused by sshd", vBad.Status, vBad.Output.Stderr)
 	}
 	for where, text := range emitted {
-		for _, s := range []string{envSecret, sshPassword} {
+		for _, s := range []string{envSecret, wrongPassword, srv.Password} {
 			if strings.Contains(text, s) {
-				t.Errorf("a secret appears in %s", where)
+				t.Errorf("a secret (%s...) appears in %s", s[:6], where)
 			}
 		}
 	}
 }
 
-func get(t *testing.T, url string) string {
+// observe collects what the daemon shows while jobs run: the admin API
+// and status page, the CLI's tree, and /metrics.
+func (o *opsDaemon) observe(t *testing.T, emitted map[string]string, which string) {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
+	for _, path := range []string{"/", "/live", "/api/actors", "/api/jobs?lines=100"} {
+		code, body := testenv.Get(t, o.admin+path)
+		if code != 200 {
+			t.Fatalf("admin %s: %d %s", path, code, body)
+		}
+		emitted["admin "+path+" ("+which+")"] = body
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
+	out, err := runCmd(runActors, "--json", "--admin", o.admin)
+	emitted["actors --json ("+which+")"] = out + errText(err)
+	emitted["/metrics ("+which+")"] = o.scrape(t)
+}
+
+// withEnv is env plus the given key, value pairs.
+func withEnv(env map[string]string, kv ...string) map[string]string {
+	out := maps.Clone(env)
+	for i := 0; i+1 < len(kv); i += 2 {
+		out[kv[i]] = kv[i+1]
+	}
+	return out
 }
 
 func errText(err error) string {

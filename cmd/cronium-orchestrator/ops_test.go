@@ -7,11 +7,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,9 +19,9 @@ import (
 	"github.com/cronium/orchestrator/embedded"
 	"github.com/cronium/orchestrator/executors"
 	"github.com/cronium/orchestrator/executors/fake"
+	"github.com/cronium/orchestrator/internal/daemontest"
 	"github.com/cronium/orchestrator/internal/testenv"
 	"github.com/cronium/orchestrator/jobspec"
-	"github.com/cronium/orchestrator/secret"
 )
 
 // The operator's commands (actors, cancel) against a daemon running in
@@ -36,47 +32,44 @@ import (
 type opsDaemon struct {
 	d     *daemon.Daemon
 	store *embedded.Store
-	fake  *fake.Executor
-	admin string // admin API URL
+	fake  *fake.Executor // nil when the daemon built its own executors
+	admin string         // admin API URL
 }
 
 func startOps(t *testing.T, logger *slog.Logger, opts ...func(*config.Config)) *opsDaemon {
 	t.Helper()
-	store, err := embedded.Open(filepath.Join(t.TempDir(), "cronium.db"))
-	if err != nil {
-		t.Fatal(err)
+	f := fake.New()
+	o := startDaemon(t, logger, map[jobspec.Kind]executors.Executor{jobspec.KindContainer: f, jobspec.KindSSH: f},
+		opts...)
+	o.fake = f
+	return o
+}
+
+// startDaemon runs a daemon on execs (nil: the executors the
+// configuration asks for) with its logger made slog's default, as run and
+// standalone do, until the test ends.
+func startDaemon(t *testing.T, logger *slog.Logger, execs map[jobspec.Kind]executors.Executor,
+	opts ...func(*config.Config)) *opsDaemon {
+	t.Helper()
+	store, url, token := daemontest.Backend(t)
+	shortGrace := func(c *config.Config) {
+		c.Jobs.ShutdownGrace, c.Jobs.StopGrace = 300*time.Millisecond, 200*time.Millisecond
 	}
-	token := secret.Value("backend-token-" + strconv.FormatInt(time.Now().UnixNano(), 36))
-	srv := httptest.NewServer(embedded.NewServer(store, embedded.ServerOptions{Token: token}))
-	cfg := config.Default()
-	cfg.API.URL, cfg.API.Token = srv.URL, token
-	cfg.Orchestrator.StateDir = filepath.Join(t.TempDir(), "state")
-	cfg.Jobs.PollInterval, cfg.Jobs.CancelCheckInterval = 50*time.Millisecond, 100*time.Millisecond
-	cfg.Jobs.ShutdownGrace, cfg.Jobs.StopGrace = 300*time.Millisecond, 200*time.Millisecond
-	cfg.Logs.BatchInterval = 100 * time.Millisecond
-	cfg.Supervisor.BackoffInitial, cfg.Supervisor.BackoffMax = 50*time.Millisecond, 200*time.Millisecond
-	cfg.HTTP.Listen, cfg.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0"
-	for _, o := range opts {
-		o(&cfg)
-	}
+	cfg := daemontest.Config(t, url, token, append([]func(*config.Config){daemontest.Listeners, shortGrace}, opts...)...)
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	f := fake.New()
-	d, err := daemon.New(cfg, daemon.Options{Logger: logger,
-		Executors: map[jobspec.Kind]executors.Executor{jobspec.KindContainer: f, jobspec.KindSSH: f}})
+	prev := slog.Default()
+	d, err := newDaemon(cfg, daemon.Options{Logger: logger, Executors: execs})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { slog.SetDefault(prev) })
 	if err := d.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = d.Shutdown()
-		srv.Close()
-		store.Close()
-	})
-	return &opsDaemon{d: d, store: store, fake: f, admin: "http://" + d.AdminAddr()}
+	t.Cleanup(func() { _ = d.Shutdown() })
+	return &opsDaemon{d: d, store: store, admin: "http://" + d.AdminAddr()}
 }
 
 func (o *opsDaemon) submit(t *testing.T, req embedded.SubmitRequest) string {
@@ -106,25 +99,12 @@ func (o *opsDaemon) finished(t *testing.T, id string) embedded.JobView {
 
 func (o *opsDaemon) scrape(t *testing.T) string {
 	t.Helper()
-	resp, err := http.Get("http://" + o.d.HTTPAddr() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
+	return testenv.Scrape(t, "http://"+o.d.HTTPAddr()+"/metrics")
 }
 
 // restarts is cronium_orchestrator_actor_restarts_total{kind=...}.
 func restarts(text, kind string) float64 {
-	prefix := `cronium_orchestrator_actor_restarts_total{kind="` + kind + `"} `
-	for _, line := range strings.Split(text, "\n") {
-		if v, ok := strings.CutPrefix(line, prefix); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			return f
-		}
-	}
-	return -1
+	return testenv.MetricValue(text, "cronium_orchestrator_actor_restarts_total", "kind", kind)
 }
 
 func runCmd(run func([]string, io.Writer) error, args ...string) (string, error) {
@@ -233,17 +213,10 @@ func TestAdminCommandsNeedTheToken(t *testing.T) {
 	if _, err := runCmd(runActors, "--admin", o.admin); err != nil {
 		t.Fatalf("with CRONIUM_ADMIN_TOKEN: %v", err)
 	}
-	if _, err := runCmd(runActors, "--admin", "http://"+deadAddr(t)); err == nil ||
+	if _, err := runCmd(runActors, "--admin", "http://"+testenv.FreeAddr(t)); err == nil ||
 		!strings.Contains(err.Error(), "cannot reach the admin API") {
 		t.Fatalf("no orchestrator: %v", err)
 	}
-}
-
-func deadAddr(t *testing.T) string {
-	srv := httptest.NewServer(http.NotFoundHandler())
-	addr := srv.Listener.Addr().String()
-	srv.Close()
-	return addr
 }
 
 // captureLogs points the process logger (newLogger, as run and

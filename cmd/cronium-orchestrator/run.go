@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -31,14 +32,25 @@ func cmdRun(args []string) error {
 // runDaemon runs until SIGTERM or SIGINT, then drains. A second signal
 // exits at once.
 func runDaemon(cfg config.Config) error {
-	log := newLogger(cfg.Log)
-	d, err := daemon.New(cfg, daemon.Options{Logger: log, Version: version})
+	d, err := newDaemon(cfg, daemon.Options{Logger: newLogger(cfg.Log), Version: version})
 	if err != nil {
 		return usageError(err)
 	}
 	ctx, stop := signalContext()
 	defer stop()
 	return d.Run(ctx)
+}
+
+// newDaemon builds the daemon and makes its logger slog's default: from
+// then on hollywood's own records (it logs through slog.Default) carry
+// orchestrator_id like every other.
+func newDaemon(cfg config.Config, opts daemon.Options) (*daemon.Daemon, error) {
+	d, err := daemon.New(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	slog.SetDefault(d.Logger())
+	return d, nil
 }
 
 func signalContext() (context.Context, func()) {

@@ -66,8 +66,7 @@ func cmdStandalone(args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return usageError(err)
 	}
-	log := newLogger(cfg.Log)
-	d, err := daemon.New(cfg, daemon.Options{Logger: log, Version: version})
+	d, err := newDaemon(cfg, daemon.Options{Logger: newLogger(cfg.Log), Version: version})
 	if err != nil {
 		return usageError(err)
 	}
