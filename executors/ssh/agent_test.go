@@ -24,23 +24,10 @@ func serveAgent(t *testing.T, key string) string {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(t.TempDir(), "agent.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_ = agent.ServeAgent(kr, c)
-			}()
-		}
-	}()
+	serveEach(t, "unix", sock, func(c net.Conn) {
+		defer c.Close()
+		_ = agent.ServeAgent(kr, c)
+	})
 	return sock
 }
 

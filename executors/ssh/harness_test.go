@@ -29,23 +29,10 @@ func TestSSHDHarnessRefusesForeignServer(t *testing.T) {
 		return nil, errors.New("no")
 	}}
 	cfg.AddHostKey(signer)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_, _, _, _ = xssh.NewServerConn(c, cfg)
-			}()
-		}
-	}()
+	l := serveEach(t, "tcp", "127.0.0.1:0", func(c net.Conn) {
+		defer c.Close()
+		_, _, _, _ = xssh.NewServerConn(c, cfg)
+	})
 	s, err := testenv.NewSSHD(l.Addr().(*net.TCPAddr).Port)
 	switch {
 	case errors.Is(err, testenv.ErrUnavailable):

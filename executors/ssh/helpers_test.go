@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -215,4 +216,25 @@ func remote(t *testing.T, s *testenv.SSHD, script string) string {
 		t.Fatalf("exec %q: %v: %s", script, err, out)
 	}
 	return out
+}
+
+// serveEach listens on addr and hands every connection to handle in its
+// own goroutine, until the test ends.
+func serveEach(t testing.TB, network, addr string, handle func(net.Conn)) net.Listener {
+	t.Helper()
+	l, err := net.Listen(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go handle(c)
+		}
+	}()
+	return l
 }

@@ -231,31 +231,16 @@ func TestCloseAbortsDialInProgress(t *testing.T) {
 // when the test ends.
 func silentListener(t *testing.T, accepted chan<- struct{}) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	stop := make(chan struct{})
-	t.Cleanup(func() {
-		close(stop)
-		_ = l.Close()
-	})
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				<-stop
-				_ = c.Close()
-			}()
-			select {
-			case accepted <- struct{}{}:
-			default:
-			}
+	t.Cleanup(func() { close(stop) })
+	l := serveEach(t, "tcp", "127.0.0.1:0", func(c net.Conn) {
+		select {
+		case accepted <- struct{}{}:
+		default:
 		}
-	}()
+		<-stop
+		_ = c.Close()
+	})
 	return l.Addr().(*net.TCPAddr).Port
 }
 
