@@ -17,6 +17,7 @@ import (
 	"github.com/anthdm/hollywood/actor"
 
 	"github.com/cronium/orchestrator/actors/kit"
+	"github.com/cronium/orchestrator/internal/testenv"
 	"github.com/cronium/orchestrator/messages"
 	"github.com/cronium/orchestrator/secret"
 )
@@ -76,6 +77,7 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{engine: e, starts: &atomic.Int32{}, now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	f.victim = e.Spawn(func() actor.Receiver { return victim{starts: f.starts} }, "victim",
 		kit.SpawnOpts("job", "v1", nil)...)
+	t.Cleanup(func() { <-e.Poison(f.victim).Done() })
 	return f
 }
 
@@ -101,8 +103,10 @@ func (f *fixture) server(t *testing.T, listen string, token secret.Value) *Serve
 		fx: f,
 	}
 	pid := f.engine.Spawn(func() actor.Receiver { return sup }, "fakesup", actor.WithID(t.Name()))
+	t.Cleanup(func() { <-f.engine.Poison(pid).Done() })
+	// A generous timeout: a crash's restart is awaited within it.
 	return New(Options{Engine: f.engine, Supervisor: pid, Listen: listen, Token: token,
-		Timeout: time.Second, OrchestratorID: "orch-test", Now: func() time.Time { return f.now },
+		Timeout: testenv.Patience, OrchestratorID: "orch-test", Now: func() time.Time { return f.now },
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 }
 
@@ -253,7 +257,7 @@ func TestAwaitRestartEndsWithTheRequest(t *testing.T) {
 	f := newFixture(t)
 	s := f.server(t, "127.0.0.1:9465", "")
 	s.opts.Timeout = time.Minute
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
 	r := httptest.NewRequestWithContext(ctx, "POST", "/api/actors/crash/supervisor/root/poller/main", nil)
 	r.Host = "127.0.0.1:9465"

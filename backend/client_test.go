@@ -175,7 +175,7 @@ func TestWire(t *testing.T) {
 			c, rec := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				writeJSON(w, 200, tt.respond)
 			}))
-			if err := tt.call(context.Background(), c); err != nil {
+			if err := tt.call(t.Context(), c); err != nil {
 				t.Fatalf("call: %v", err)
 			}
 			reqs := rec.all()
@@ -226,7 +226,7 @@ func checkRequest(t *testing.T, r recorded, method, path, query string) {
 
 func TestLocalRefusalsSendNothing(t *testing.T) {
 	c, rec := newTestClient(t, http.NotFoundHandler())
-	ctx := context.Background()
+	ctx := t.Context()
 	tests := []struct {
 		name string
 		call func() error

@@ -1,7 +1,6 @@
 package backend
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"os"
@@ -30,7 +29,7 @@ func TestPollDecodesPageExamples(t *testing.T) {
 	c, _ := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, `{"jobs":[`+containerJobJSON+`,`+sshJobJSON+`],"count":2}`)
 	}))
-	jobs, err := c.PollJobs(context.Background(), 5)
+	jobs, err := c.PollJobs(t.Context(), 5)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +71,7 @@ func TestPollReportsUndecodableJobs(t *testing.T) {
 	c, _ := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, `{"jobs":[`+containerJobJSON+`,{"id":"job_bad","execution":{"timeout":"soon"}}],"count":2}`)
 	}))
-	jobs, err := c.PollJobs(context.Background(), 5)
+	jobs, err := c.PollJobs(t.Context(), 5)
 	var bad *BadJobsError
 	if !errors.As(err, &bad) || len(bad.IDs) != 1 || bad.IDs[0] != "job_bad" {
 		t.Fatalf("err = %v, want BadJobsError for job_bad", err)

@@ -49,6 +49,14 @@ func (rec *recorder) all() []recorded {
 	return append([]recorded(nil), rec.reqs...)
 }
 
+// Bounds of newTestClient's client: generous, so that on a loaded machine
+// no attempt times out and no retry budget runs out unless a test says so
+// (with shorter ones of its own): tests count attempts.
+const (
+	testRequestTimeout  = time.Minute
+	testRetryMaxElapsed = 2 * time.Minute
+)
+
 // newTestClient serves h on a test server and returns a client for it with
 // millisecond back-off, so retry tests do not wait.
 func newTestClient(t *testing.T, h http.Handler, tweak ...func(*Options)) (*Client, *recorder) {
@@ -60,8 +68,8 @@ func newTestClient(t *testing.T, h http.Handler, tweak ...func(*Options)) (*Clie
 		BaseURL:         srv.URL,
 		Token:           secret.Value(testToken),
 		OrchestratorID:  testOrch,
-		RequestTimeout:  2 * time.Second,
-		RetryMaxElapsed: 5 * time.Second,
+		RequestTimeout:  testRequestTimeout,
+		RetryMaxElapsed: testRetryMaxElapsed,
 	}
 	for _, f := range tweak {
 		f(&opts)

@@ -232,6 +232,11 @@ func (c *Client) callOnce(ctx context.Context, r *request, jobID string, landed 
 	return err
 }
 
+// InDoubt says a terminal update or release for the job may have landed
+// without this Client knowing (it was sent by an earlier process): the next
+// such call for the job first asks whether it did.
+func (c *Client) InDoubt(jobID string) { c.unsure.Store(jobID, struct{}{}) }
+
 // landedIn returns a landed function for callOnce: the update took effect
 // if the job is in one of statuses, which it cannot reach otherwise.
 func landedIn(statuses ...string) func(JobRow, error) (bool, error) {

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cronium/orchestrator/internal/testenv"
 )
 
 // fakeJob is a one-job backend that counts terminal updates, and whose
@@ -64,7 +66,7 @@ func (f *fakeJob) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.mu.Unlock()
 		select {
 		case <-r.Context().Done():
-		case <-time.After(2 * time.Second):
+		case <-time.After(testenv.Patience):
 		}
 		f.mu.Lock()
 	case "429":
@@ -108,8 +110,16 @@ func TestTerminalCallsLandExactlyOnce(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := &fakeJob{t: t, firstFail: tt.firstFail, status: tt.initial}
-			c, _ := newTestClient(t, f, func(o *Options) { o.RequestTimeout = 200 * time.Millisecond })
-			if err := tt.call(context.Background(), c); err != nil {
+			c, _ := newTestClient(t, f, func(o *Options) {
+				// Only the case whose first attempt times out on purpose
+				// gets a short timeout (long enough for the request to
+				// reach the server): an attempt outliving it on a loaded
+				// machine would change the counts.
+				if tt.firstFail == "timeout after apply" {
+					o.RequestTimeout = time.Second
+				}
+			})
+			if err := tt.call(t.Context(), c); err != nil {
 				t.Fatalf("call: %v", err)
 			}
 			f.mu.Lock()
@@ -135,7 +145,7 @@ func TestTerminalAmbiguityThenNotOwnerStops(t *testing.T) {
 		completes++
 		resetConn(t, w)
 	}))
-	err := c.CompleteJob(context.Background(), "job_1", Completion{Status: StatusCompleted})
+	err := c.CompleteJob(t.Context(), "job_1", Completion{Status: StatusCompleted})
 	if !errors.Is(err, ErrNotOwner) || completes != 1 {
 		t.Fatalf("err = %v after %d completes, want ErrNotOwner after 1", err, completes)
 	}
@@ -148,7 +158,7 @@ func TestCreateExecutionDuplicateAfterAmbiguityIsSuccess(t *testing.T) {
 		name     string
 		first    string // how the first attempt fails; later ones are served normally
 		wantErr  bool
-		attempts int // 0: more than 2 (retried until RetryMaxElapsed)
+		attempts int // 0: more than 2 (still retrying at the third, when the test gives up)
 	}{
 		{"reset after create, then duplicate 500", "reset after create", false, 2},
 		{"timeout after create, then duplicate 500", "timeout after create", false, 2},
@@ -162,10 +172,18 @@ func TestCreateExecutionDuplicateAfterAmbiguityIsSuccess(t *testing.T) {
 			var mu sync.Mutex
 			created := map[string]bool{}
 			attempts := 0
+			// A client still retrying at the third attempt would go on
+			// until its budget runs out; the test gives up there instead,
+			// which does not depend on how fast the attempts are.
+			ctx, giveUp := context.WithCancel(t.Context())
+			defer giveUp()
 			c, _ := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				mu.Lock()
 				defer mu.Unlock()
 				attempts++
+				if tt.attempts == 0 && attempts == 3 {
+					giveUp()
+				}
 				if tt.first == "500 always" {
 					writeJSON(w, 500, `{"error":"Internal server error","details":"connection terminated"}`)
 					return
@@ -202,10 +220,14 @@ func TestCreateExecutionDuplicateAfterAmbiguityIsSuccess(t *testing.T) {
 				}
 				writeJSON(w, 200, `{"success":true}`)
 			}), func(o *Options) {
-				o.RequestTimeout = 200 * time.Millisecond
-				o.RetryMaxElapsed = 300 * time.Millisecond
+				// Only the case whose first attempt times out on purpose
+				// gets a short timeout (long enough for the request to
+				// reach the server).
+				if tt.first == "timeout after create" {
+					o.RequestTimeout = time.Second
+				}
 			})
-			err := c.CreateExecution(context.Background(), "exec_1", ExecutionCreate{JobID: "job_1"})
+			err := c.CreateExecution(ctx, "exec_1", ExecutionCreate{JobID: "job_1"})
 			mu.Lock()
 			defer mu.Unlock()
 			if (err != nil) != tt.wantErr || tt.attempts > 0 && attempts != tt.attempts || tt.attempts == 0 && attempts <= 2 {
@@ -244,7 +266,7 @@ func TestTerminalDoubtOutlivesTheCall(t *testing.T) {
 		writeJSON(w, 200, `{"success":true}`)
 	}), func(o *Options) { o.RetryMaxElapsed = 200 * time.Millisecond })
 	complete := func() error {
-		return c.CompleteJob(context.Background(), "job_1", Completion{Status: StatusCompleted})
+		return c.CompleteJob(t.Context(), "job_1", Completion{Status: StatusCompleted})
 	}
 
 	if err := complete(); !IsAmbiguous(err) {
@@ -298,7 +320,7 @@ func TestReleaseIsNotRepeatedAfterItLanded(t *testing.T) {
 		}
 		writeJSON(w, 200, `{"success":true}`)
 	}))
-	if err := c.ReleaseJob(context.Background(), "job_1", "shutting down"); err != nil {
+	if err := c.ReleaseJob(t.Context(), "job_1", "shutting down"); err != nil {
 		t.Fatal(err)
 	}
 	if releases != 1 {

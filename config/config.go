@@ -30,7 +30,7 @@ type Config struct {
 
 type Orchestrator struct {
 	ID       string `yaml:"id" doc:"Stable orchestrator id sent as X-Orchestrator-ID; generated once and kept in the state directory when empty"`
-	StateDir string `yaml:"state_dir" doc:"Directory for state that must survive restarts (the generated orchestrator id)"`
+	StateDir string `yaml:"state_dir" doc:"Directory for state that must survive restarts (the generated orchestrator id, the journal of running jobs)"`
 }
 
 type API struct {
@@ -48,7 +48,8 @@ type Jobs struct {
 	OrphanCheckInterval time.Duration `yaml:"orphan_check_interval" doc:"How often jobs claimed under this id but unknown to this process are reconciled (0: only at start-up)"`
 	DefaultTimeout      time.Duration `yaml:"default_timeout" doc:"Timeout of a job that names none"`
 	StopGrace           time.Duration `yaml:"stop_grace" doc:"Time between SIGTERM and SIGKILL when a job times out or is cancelled"`
-	ShutdownGrace       time.Duration `yaml:"shutdown_grace" doc:"On SIGTERM, how long running jobs may finish before they are stopped"`
+	ShutdownGrace       time.Duration `yaml:"shutdown_grace" doc:"On SIGTERM, how long running jobs may finish before the rest are detached (or stopped)"`
+	OnShutdown          string        `yaml:"on_shutdown" doc:"Jobs still running after shutdown_grace: detach (they keep running; the next start re-attaches) or stop (stopped and reported failed)"`
 	OutputMaxBytes      ByteSize      `yaml:"output_max_bytes" doc:"Output kept per stream for the final result (head and tail beyond it)"`
 }
 
@@ -84,6 +85,10 @@ type Docker struct {
 	MaxPids       int64         `yaml:"max_pids" doc:"Largest process limit a job may ask for"`
 	APITimeout    time.Duration `yaml:"api_timeout" doc:"Timeout of one Docker API call (pulls excepted)"`
 	PullTimeout   time.Duration `yaml:"pull_timeout" doc:"Timeout of one image pull"`
+	// The reconciler sweeps SSH spools on the same schedule, with or
+	// without Docker.
+	DanglingInterval time.Duration `yaml:"dangling_interval" doc:"How often job containers, and SSH spools of ended jobs, that no job owns are removed (0: never); the first pass waits one interval"`
+	DanglingGrace    time.Duration `yaml:"dangling_grace" doc:"A container no job owns is removed only once it is this old: a younger one may belong to a job being set up"`
 }
 
 type SSH struct {
@@ -136,6 +141,7 @@ func Default() Config {
 			DefaultTimeout:      time.Hour,
 			StopGrace:           10 * time.Second,
 			ShutdownGrace:       30 * time.Second,
+			OnShutdown:          ShutdownDetach,
 			OutputMaxBytes:      1 * MiB,
 		},
 		Logs: Logs{
@@ -167,6 +173,9 @@ func Default() Config {
 			MaxPids:       4096,
 			APITimeout:    30 * time.Second,
 			PullTimeout:   10 * time.Minute,
+			// Nomad's defaults for its dangling containers.
+			DanglingInterval: 5 * time.Minute,
+			DanglingGrace:    5 * time.Minute,
 		},
 		SSH: SSH{
 			KnownHosts:          defaultKnownHosts(),

@@ -24,6 +24,12 @@ const (
 	PullAlways       = "always"
 )
 
+// What jobs.on_shutdown does with jobs still running after the grace.
+const (
+	ShutdownDetach = "detach"
+	ShutdownStop   = "stop"
+)
+
 // spoolDirForbidden are characters a remote spool directory must not hold:
 // it is used in shell commands on the server.
 const spoolDirForbidden = " \t\n'\"\\$`*?[]{}()<>|&;!#~"
@@ -52,6 +58,7 @@ func (c Config) Validate() error {
 	v.positive("jobs.default_timeout", c.Jobs.DefaultTimeout)
 	v.positive("jobs.stop_grace", c.Jobs.StopGrace)
 	v.check("jobs.shutdown_grace", c.Jobs.ShutdownGrace >= 0, "must not be negative")
+	v.oneOf("jobs.on_shutdown", c.Jobs.OnShutdown, ShutdownDetach, ShutdownStop)
 	v.check("jobs.output_max_bytes", c.Jobs.OutputMaxBytes >= 4*KiB, "want at least 4KiB")
 
 	v.check("logs.batch_lines", c.Logs.BatchLines >= 1, "want at least 1")
@@ -80,6 +87,9 @@ func (c Config) Validate() error {
 
 func (c Config) validateDocker(v *validator) {
 	d := c.Docker
+	// Read with Docker disabled too: the reconciler sweeps SSH spools.
+	v.check("docker.dangling_interval", d.DanglingInterval >= 0, "must not be negative (0 turns the reconciler off)")
+	v.positive("docker.dangling_grace", d.DanglingGrace)
 	if !d.Enabled {
 		return
 	}

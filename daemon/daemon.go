@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -25,8 +26,10 @@ import (
 	"github.com/cronium/orchestrator/config"
 	"github.com/cronium/orchestrator/executors"
 	"github.com/cronium/orchestrator/jobspec"
+	"github.com/cronium/orchestrator/journal"
 	"github.com/cronium/orchestrator/messages"
 	"github.com/cronium/orchestrator/metrics"
+	"github.com/cronium/orchestrator/output"
 	"github.com/cronium/orchestrator/state"
 )
 
@@ -39,6 +42,9 @@ type Options struct {
 	Executors map[jobspec.Kind]executors.Executor
 	// Clock replaces the wall clock (tests).
 	Clock kit.Clock
+	// AdminTimeout replaces the admin API's bound on each request to the
+	// supervisor (admin.Options.Timeout; tests on a loaded machine).
+	AdminTimeout time.Duration
 }
 
 // Daemon is one orchestrator process's worth of machinery.
@@ -49,6 +55,9 @@ type Daemon struct {
 	client    *backend.Client
 	executors *executorSet
 	clock     kit.Clock
+	adminWait time.Duration // admin.Options.Timeout
+	journal   *journal.Dir
+	recovery  supervisor.Recovery
 
 	engine     *actor.Engine
 	supervisor *actor.PID
@@ -60,6 +69,8 @@ type Daemon struct {
 	httpAddr  string // where the listeners really are (":0" picks a port)
 	adminAddr string
 	draining  atomic.Bool
+
+	stopReconciler func() // set by Start; stops the dangling-resource sweeps
 }
 
 // New builds the daemon. It reads the state directory (for the stable
@@ -87,6 +98,23 @@ func New(cfg config.Config, opts Options) (*Daemon, error) {
 		log.Warn("orchestrator id changed; jobs claimed under the old id are not reconciled by this process",
 			"previous", previous)
 	}
+	jobs, err := journal.Open(filepath.Join(dir.Path, "jobs"))
+	if err != nil {
+		return nil, err
+	}
+	var rec supervisor.Recovery
+	if rec.Entries, rec.Unreadable, err = jobs.Load(); err != nil {
+		return nil, err
+	}
+	rec.Outputs = map[string]output.Kept{}
+	for _, e := range rec.Entries {
+		if k, ok := jobs.LoadOutput(e.JobID); ok {
+			rec.Outputs[e.JobID] = k
+		}
+	}
+	if n := len(rec.Entries) + len(rec.Unreadable); n > 0 {
+		log.Info("jobs of the earlier process found in the journal", "jobs", n, "unreadable", len(rec.Unreadable))
+	}
 	reg := metrics.NewRegistry() // /metrics serves it
 	m := metrics.New(reg)
 	m.WatchMailboxes(kit.MailboxDepths)
@@ -106,8 +134,8 @@ func New(cfg config.Config, opts Options) (*Daemon, error) {
 	if clock == nil {
 		clock = kit.RealClock{}
 	}
-	return &Daemon{cfg: cfg, id: id, log: log, client: client, executors: execs, clock: clock,
-		registry: reg, metrics: m, version: opts.Version}, nil
+	return &Daemon{cfg: cfg, id: id, log: log, client: client, executors: execs, clock: clock, adminWait: opts.AdminTimeout,
+		journal: jobs, recovery: rec, registry: reg, metrics: m, version: opts.Version}, nil
 }
 
 // Run starts the orchestrator and blocks until ctx is cancelled; then it
@@ -136,6 +164,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 	d.engine = engine
 	d.supervisor = supervisor.Spawn(engine, d.supervisorDeps())
 	d.serve(lns)
+	d.stopReconciler = d.startReconciler(ctx)
 	d.log.Info("orchestrator started", "backend", d.cfg.API.URL, "capacity", d.cfg.Jobs.MaxConcurrent,
 		"executors", d.executors.names())
 	if err := d.executors.ping(ctx); err != nil {
@@ -145,9 +174,13 @@ func (d *Daemon) Start(ctx context.Context) error {
 }
 
 // Shutdown drains: no new jobs, running jobs get jobs.shutdown_grace to
-// finish, then they are stopped and reported. It returns nil once every
+// finish, then the rest are detached (left running, journaled, for the
+// next start) or, with jobs.on_shutdown stop, stopped and reported. It returns nil once every
 // job was reported and the actors stopped.
 func (d *Daemon) Shutdown() error {
+	if d.stopReconciler != nil {
+		d.stopReconciler()
+	}
 	grace := d.cfg.Jobs.ShutdownGrace
 	d.draining.Store(true) // /readyz says so from now on
 	d.log.Info("shutting down", "grace", grace)
@@ -188,12 +221,16 @@ func (d *Daemon) supervisorDeps() supervisor.Deps {
 		Clock:     d.clock,
 		Logger:    d.log,
 		Observer:  d.metrics,
+		Journal:   d.journal,
+		Keeper:    d.journal,
+		Recovery:  d.recovery,
 		Settings: supervisor.Settings{
-			OrchestratorID: d.id,
-			OutputMaxBytes: c.Jobs.OutputMaxBytes.Bytes(),
-			RecentLines:    200,
-			MaxRestarts:    c.Supervisor.MaxRestarts,
-			RestartWindow:  c.Supervisor.RestartWindow,
+			OrchestratorID:   d.id,
+			DetachOnShutdown: c.Jobs.OnShutdown == config.ShutdownDetach,
+			OutputMaxBytes:   c.Jobs.OutputMaxBytes.Bytes(),
+			RecentLines:      200,
+			MaxRestarts:      c.Supervisor.MaxRestarts,
+			RestartWindow:    c.Supervisor.RestartWindow,
 			Poll: poller.Settings{Capacity: c.Jobs.MaxConcurrent, PollInterval: c.Jobs.PollInterval,
 				MaxBackoff: c.Jobs.PollMaxBackoff, OrphanInterval: c.Jobs.OrphanCheckInterval},
 			Job: job.Settings{DefaultTimeout: c.Jobs.DefaultTimeout, CancelCheckInterval: c.Jobs.CancelCheckInterval,

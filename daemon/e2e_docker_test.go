@@ -25,11 +25,15 @@ import (
 // with its real Docker executor, the runtime images built from Debian
 // packages (scripts/build-images.sh).
 
+// dockerPatience bounds the wait for a Docker job: a loaded machine
+// running a dozen containers at once takes a while.
+const dockerPatience = 5 * time.Minute
+
 func dockerStack(t *testing.T, opts ...stackOption) (*stack, *client.Client) {
 	t.Helper()
 	cli := testenv.Docker(t)
 	for _, img := range []string{config.Default().Docker.ImageBash, config.Default().Docker.ImagePython} {
-		if _, err := cli.ImageInspect(context.Background(), img); err != nil {
+		if _, err := cli.ImageInspect(t.Context(), img); err != nil {
 			testenv.Unavailable(t, "image %s (run scripts/build-images.sh all): %v", img, err)
 		}
 	}
@@ -41,8 +45,10 @@ func dockerStack(t *testing.T, opts ...stackOption) (*stack, *client.Client) {
 	return startStack(t, nil, append([]stackOption{base}, opts...)...), cli
 }
 
+// script is a job; its timeout (10m) is for a job that must not time
+// out, however slow the machine.
 func script(lang, content string, mutate ...func(*embedded.SubmitRequest)) embedded.SubmitRequest {
-	r := embedded.SubmitRequest{Script: &backend.Script{Type: lang, Content: content}, Timeout: "60s"}
+	r := embedded.SubmitRequest{Script: &backend.Script{Type: lang, Content: content}, Timeout: "10m"}
 	for _, m := range mutate {
 		m(&r)
 	}
@@ -90,7 +96,9 @@ func TestDockerJobsEndToEnd(t *testing.T) {
 		{name: "oom named", req: script("BASH", `x=a; while :; do x=$x$x; done`, func(r *embedded.SubmitRequest) {
 			r.Resources = &backend.Resources{MemoryLimit: 32 << 20}
 		}), status: "failed", exitCode: 137, stderr: "out of memory", contains: true},
-		{name: "timeout", req: script("BASH", "echo started; sleep 30", func(r *embedded.SubmitRequest) { r.Timeout = "4s" }),
+		// Long enough for the echo however slow the machine; the timeout
+		// counts from the container's start.
+		{name: "timeout", req: script("BASH", "echo started; sleep 300", func(r *embedded.SubmitRequest) { r.Timeout = "15s" }),
 			status: "failed", exitCode: -1, stdout: "started\n", stderr: "timed out", contains: true},
 	}
 	ids := map[string]string{}
@@ -99,7 +107,7 @@ func TestDockerJobsEndToEnd(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := s.wait(ids[tt.name], 90*time.Second)
+			v := s.wait(ids[tt.name], dockerPatience)
 			s.assertOneTerminalUpdate(t, v)
 			if v.Status != tt.status || v.Result.ExitCode == nil || *v.Result.ExitCode != tt.exitCode {
 				t.Fatalf("status %s exit %v, want %s %d; stderr %q", v.Status, v.Result.ExitCode, tt.status, tt.exitCode, v.Output.Stderr)
@@ -114,7 +122,7 @@ func TestDockerJobsEndToEnd(t *testing.T) {
 			assertNoContainer(t, cli, v.ID)
 		})
 	}
-	if v, _ := s.store.Job(context.Background(), ids["timeout"]); v.Result.Status != embedded.StatusTimeout {
+	if v, _ := s.store.Job(t.Context(), ids["timeout"]); v.Result.Status != embedded.StatusTimeout {
 		t.Errorf("timeout shows as %s in the UI, want TIMEOUT", v.Result.Status)
 	}
 }
@@ -125,11 +133,11 @@ func TestDockerForkBombIsContained(t *testing.T) {
 		r.Resources = &backend.Resources{PidsLimit: 64}
 		r.Timeout = "20s"
 	}))
-	v := s.wait(id, 60*time.Second)
+	v := s.wait(id, dockerPatience)
 	s.assertOneTerminalUpdate(t, v)
 	assertNoContainer(t, cli, id)
 	// The machine is fine: the next job runs normally.
-	after := s.wait(s.submit(script("BASH", "echo fine")), 30*time.Second)
+	after := s.wait(s.submit(script("BASH", "echo fine")), dockerPatience)
 	if after.Status != "completed" || after.Output.Stdout != "fine\n" {
 		t.Fatalf("after the fork bomb: %s %q", after.Status, after.Output.Stdout)
 	}
@@ -137,15 +145,15 @@ func TestDockerForkBombIsContained(t *testing.T) {
 
 func TestDockerCancellation(t *testing.T) {
 	s, cli := dockerStack(t)
-	id := s.submit(script("BASH", "echo started; sleep 60"))
-	testenv.Eventually(t, 30*time.Second, "job started", func() bool {
-		o, _ := s.store.Output(context.Background(), id)
+	id := s.submit(script("BASH", "echo started; sleep 3600"))
+	testenv.Eventually(t, dockerPatience, "job started", func() bool {
+		o, _ := s.store.Output(t.Context(), id)
 		return o.Stdout == "started\n"
 	})
-	if err := s.store.Cancel(context.Background(), id); err != nil {
+	if err := s.store.Cancel(t.Context(), id); err != nil {
 		t.Fatal(err)
 	}
-	v := s.wait(id, 30*time.Second)
+	v := s.wait(id, dockerPatience)
 	s.assertOneTerminalUpdate(t, v)
 	if v.Status != "cancelled" || v.Result.Status != embedded.StatusCancelled {
 		t.Fatalf("%s / %s", v.Status, v.Result.Status)
@@ -155,7 +163,7 @@ func TestDockerCancellation(t *testing.T) {
 
 func TestDockerMissingImageIsAClearError(t *testing.T) {
 	s, _ := dockerStack(t, func(c *config.Config) { c.Docker.ImagePython = "cronium/does-not-exist:1" })
-	v := s.wait(s.submit(script("PYTHON", "print(1)")), 30*time.Second)
+	v := s.wait(s.submit(script("PYTHON", "print(1)")), dockerPatience)
 	s.assertOneTerminalUpdate(t, v)
 	if v.Status != "failed" || !strings.Contains(v.Output.Stderr, "cronium/does-not-exist:1") {
 		t.Fatalf("%s: %q", v.Status, v.Output.Stderr)
@@ -168,12 +176,12 @@ func TestDockerCrashedJobActorReattaches(t *testing.T) {
 	s, cli := dockerStack(t)
 	since := time.Now()
 	id := s.submit(script("BASH", `for i in $(seq 1 40); do echo "line $i"; sleep 0.05; done`))
-	testenv.Eventually(t, 30*time.Second, "output to flow", func() bool {
-		o, _ := s.store.Output(context.Background(), id)
+	testenv.Eventually(t, dockerPatience, "output to flow", func() bool {
+		o, _ := s.store.Output(t.Context(), id)
 		return strings.Count(o.Stdout, "\n") >= 5
 	})
 	s.daemon.Engine().Send(s.jobPID(id), messages.Crash{Reason: "test"})
-	v := s.wait(id, 60*time.Second)
+	v := s.wait(id, dockerPatience)
 	s.assertOneTerminalUpdate(t, v)
 	if v.Status != "completed" || v.Output.Stdout != lines(40) {
 		t.Fatalf("%s: %q", v.Status, v.Output.Stdout)
@@ -185,7 +193,7 @@ func TestDockerCrashedJobActorReattaches(t *testing.T) {
 
 func assertNoContainer(t *testing.T, cli *client.Client, jobID string) {
 	t.Helper()
-	list, err := cli.ContainerList(context.Background(), container.ListOptions{All: true,
+	list, err := cli.ContainerList(t.Context(), container.ListOptions{All: true,
 		Filters: filters.NewArgs(filters.Arg("label", docker.LabelJob+"="+jobID))})
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +205,7 @@ func assertNoContainer(t *testing.T, cli *client.Client, jobID string) {
 
 func containerStarts(t *testing.T, cli *client.Client, jobID string, since time.Time) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testenv.Patience)
 	defer cancel()
 	msgs, errs := cli.Events(ctx, events.ListOptions{
 		Since: since.Format(time.RFC3339Nano), Until: time.Now().Format(time.RFC3339Nano),

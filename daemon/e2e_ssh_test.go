@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,8 +34,14 @@ func sshStack(t *testing.T, servers []*testenv.SSHD, opts ...stackOption) *stack
 	base := func(c *config.Config) {
 		c.Docker.Enabled = false
 		c.SSH.KnownHosts = known
-		c.SSH.KeepaliveInterval = 250 * time.Millisecond
-		c.SSH.ReconnectBackoffMax = 2 * time.Second
+		// The default keepalive window (30s): none of these tests is about
+		// a frozen peer, and a short window declares a live connection on
+		// a loaded machine dead. A killed sshd closes the socket, which is
+		// noticed at once.
+		//
+		// A resumed run keeps reconnecting for long enough to wait out a
+		// slow sshd restart; a test about giving up sets a short one.
+		c.SSH.ReconnectBackoffMax = 30 * time.Second
 		c.Jobs.StopGrace = time.Second
 	}
 	store, url, token := daemontest.Backend(t)
@@ -87,7 +92,7 @@ func (w *restartWatcher) count(pid *actor.PID) int {
 func TestSSHJobEndToEnd(t *testing.T) {
 	srv := testenv.StartSSHD(t, 0)
 	s := sshStack(t, []*testenv.SSHD{srv})
-	v := s.wait(s.submit(sshJob(`echo "on $(whoami) in $PWD"; echo oops >&2; exit 3`, srv)), 60*time.Second)
+	v := s.wait(s.submit(sshJob(`echo "on $(whoami) in $PWD"; echo oops >&2; exit 3`, srv)), testenv.Patience)
 	s.assertOneTerminalUpdate(t, v)
 	if v.Status != "failed" || *v.Result.ExitCode != 3 || v.Output.Stdout != "on cronium in /home/cronium\n" ||
 		!strings.HasPrefix(v.Output.Stderr, "oops\n") {
@@ -108,18 +113,18 @@ func TestSSHDroppedConnectionResumesThroughTheSupervisor(t *testing.T) {
 	w := watchRestarts(t, s.daemon.Engine())
 	script := `echo run >> /tmp/runs-$CRONIUM_JOB_ID; for i in $(seq 1 30); do echo "line $i"; sleep 0.1; done`
 	id := s.submit(sshJob(script, srv))
-	testenv.Eventually(t, 30*time.Second, "output to flow", func() bool {
-		o, _ := s.store.Output(context.Background(), id)
+	testenv.Eventually(t, testenv.Patience, "output to flow", func() bool {
+		o, _ := s.store.Output(t.Context(), id)
 		return strings.Count(o.Stdout, "\n") >= 5
 	})
 	if err := srv.KillSSHD(); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 10*time.Second, "the job actor to crash", func() bool { return w.count(s.jobPID(id)) > 0 })
+	testenv.Eventually(t, testenv.Patience, "the job actor to crash", func() bool { return w.count(s.jobPID(id)) > 0 })
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	v := s.wait(id, 60*time.Second)
+	v := s.wait(id, testenv.Patience)
 	s.assertOneTerminalUpdate(t, v)
 	if v.Status != "completed" || v.Output.Stdout != lines(30) {
 		t.Fatalf("%s %q %q", v.Status, v.Output.Stdout, v.Output.Stderr)
@@ -138,14 +143,14 @@ func TestSSHUnreachableBeyondTheBudgetFailsTheJob(t *testing.T) {
 		c.SSH.ReconnectBackoffMax = 500 * time.Millisecond
 	})
 	id := s.submit(sshJob(`echo started; sleep 30`, srv))
-	testenv.Eventually(t, 30*time.Second, "job started", func() bool {
-		o, _ := s.store.Output(context.Background(), id)
+	testenv.Eventually(t, testenv.Patience, "job started", func() bool {
+		o, _ := s.store.Output(t.Context(), id)
 		return o.Stdout == "started\n"
 	})
 	if err := srv.KillSSHD(); err != nil {
 		t.Fatal(err)
 	}
-	v := s.wait(id, 60*time.Second)
+	v := s.wait(id, testenv.Patience)
 	s.assertOneTerminalUpdate(t, v)
 	if v.Status != "failed" || !strings.Contains(v.Output.Stderr, "gave up after 3 restarts") {
 		t.Fatalf("%s %q", v.Status, v.Output.Stderr)
@@ -159,7 +164,7 @@ func TestSSHMultiServerPartialFailure(t *testing.T) {
 	}
 	s := sshStack(t, []*testenv.SSHD{good, bad})
 	script := `if [ -e /tmp/fail ]; then echo failing >&2; exit 4; fi; echo fine`
-	v := s.wait(s.submit(sshJob(script, good, bad)), 60*time.Second)
+	v := s.wait(s.submit(sshJob(script, good, bad)), testenv.Patience)
 	s.assertOneTerminalUpdate(t, v)
 	if v.Status != "completed" || *v.Result.ExitCode != 101 || v.Result.Status != embedded.StatusPartial {
 		t.Fatalf("%s %v %s: %q", v.Status, v.Result.ExitCode, v.Result.Status, v.Output.Stderr)

@@ -47,7 +47,7 @@ func newExecutorSet(cfg config.Config, id string, log *slog.Logger, override map
 		set.docker = ex
 		set.byKind[jobspec.KindContainer] = ex
 	}
-	sshOpts := ssh.OptionsFromConfig(cfg)
+	sshOpts := ssh.OptionsFromConfig(cfg, id)
 	sshOpts.Logger = log.With("executor", "ssh")
 	sshOpts.Observer = obs
 	sx, err := ssh.New(sshOpts)

@@ -58,7 +58,7 @@ func (d *Daemon) serve(lns listeners) {
 	if lns.admin != nil {
 		d.adminAddr = lns.admin.Addr().String()
 		h := admin.New(admin.Options{Engine: d.engine, Supervisor: d.supervisor, Listen: d.cfg.Admin.Listen,
-			Token: d.cfg.Admin.Token, OrchestratorID: d.id, Version: d.version, Logger: d.log})
+			Token: d.cfg.Admin.Token, Timeout: d.adminWait, OrchestratorID: d.id, Version: d.version, Logger: d.log})
 		d.startServer(lns.admin, h, "admin API and status page")
 	}
 }

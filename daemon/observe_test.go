@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"bytes"
-	"context"
 	"net"
 	"os/exec"
 	"strconv"
@@ -10,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cronium/orchestrator/actors/kit"
 	"github.com/cronium/orchestrator/config"
 	"github.com/cronium/orchestrator/executors"
 	"github.com/cronium/orchestrator/executors/fake"
@@ -22,7 +22,7 @@ import (
 // These tests look at the orchestrator from outside, as an operator does:
 // /metrics, /healthz, /readyz and the admin API over real HTTP.
 
-func observedStack(t *testing.T, opts ...stackOption) (*stack, *fake.Executor) {
+func observedStack(t *testing.T, opts ...stackOption) (*stack, *daemontest.Fake) {
 	return fakeStack(t, append([]stackOption{daemontest.Listeners}, opts...)...)
 }
 
@@ -32,26 +32,31 @@ func (s *stack) scrape(t *testing.T) string {
 }
 
 // runSomeJobs covers every outcome the fake executor can produce, plus a
-// crashed job actor, so that most series have samples.
+// crashed job actor, so that most series have samples. The slow job holds
+// its output after 3 lines until the crash detaches it, so the crash lands
+// while it runs. It returns once the supervisor has handled every job's
+// end and the crash: what /metrics counts for them is counted.
 func runSomeJobs(t *testing.T, s *stack) (ids []string) {
 	t.Helper()
 	envs := []map[string]string{
 		{"FAKE_LINES": "5"},
 		{"FAKE_EXIT": "3", "FAKE_STDERR": "boom\n"},
 		{"FAKE_ERROR": "image not found"},
-		{"FAKE_LINES": "20", "FAKE_INTERVAL": "10ms"},
+		{"FAKE_LINES": "20", "FAKE_INTERVAL": "10ms", "FAKE_SLEEP": "1s", "TEST_HOLD_AFTER": "3"},
 	}
 	for _, env := range envs {
 		ids = append(ids, s.submit(bashJob("x", env)))
 	}
-	testenv.Eventually(t, 5*time.Second, "the slow job to run", func() bool {
-		o, _ := s.store.Output(context.Background(), ids[3])
+	testenv.Eventually(t, testenv.Patience, "the slow job to run", func() bool {
+		o, _ := s.store.Output(t.Context(), ids[3])
 		return strings.Count(o.Stdout, "\n") >= 3
 	})
 	s.daemon.Engine().Send(s.jobPID(ids[3]), messages.Crash{Reason: "test"})
+	s.restarted(t, s.jobPID(ids[3]))
 	for _, id := range ids {
-		s.wait(id, 10*time.Second)
+		s.wait(id, testenv.Patience)
 	}
+	s.jobsDone(t)
 	return ids
 }
 
@@ -135,16 +140,18 @@ func TestHealthAndReadiness(t *testing.T) {
 	// stays alive and keeps answering until its jobs are reported.
 	t.Run("draining", func(t *testing.T) {
 		s, f := observedStack(t)
-		s.submit(bashJob("x", map[string]string{"FAKE_LINES": "1", "FAKE_SLEEP": "1m"}))
-		testenv.Eventually(t, 5*time.Second, "the job to run", func() bool { return f.Starts() == 1 })
+		// The running job holds the drain open (for the grace period of
+		// an hour) until the test cancels it.
+		id := s.submit(bashJob("x", map[string]string{"FAKE_LINES": "1", "FAKE_SLEEP": "1h"}))
+		testenv.Eventually(t, testenv.Patience, "the job to run", func() bool { return f.Starts() == 1 })
 		base := "http://" + s.daemon.HTTPAddr()
 		if code, body := testenv.Get(t, base+"/readyz"); code != 200 {
 			t.Fatalf("readyz before the drain: %d %s", code, body)
 		}
-		s.cancel() // Shutdown: the running job holds the drain open for jobs.shutdown_grace (2s)
+		s.cancel() // Shutdown
 		var code int
 		var body string
-		testenv.Eventually(t, time.Second, "readyz to report the drain", func() bool {
+		testenv.Eventually(t, testenv.Patience, "readyz to report the drain", func() bool {
 			code, body = testenv.Get(t, base+"/readyz")
 			return code == 503
 		})
@@ -153,6 +160,9 @@ func TestHealthAndReadiness(t *testing.T) {
 		}
 		if code, _ := testenv.Get(t, base+"/healthz"); code != 200 {
 			t.Errorf("healthz %d while draining", code)
+		}
+		if err := s.store.Cancel(t.Context(), id); err != nil { // the drain ends with it
+			t.Fatal(err)
 		}
 	})
 	t.Run("backend down", func(t *testing.T) {
@@ -184,27 +194,31 @@ func TestHealthAndReadiness(t *testing.T) {
 // the executors from cfg.
 func startDaemon(t *testing.T, cfg config.Config, execs map[jobspec.Kind]executors.Executor) *Daemon {
 	t.Helper()
-	d, err := New(cfg, Options{Logger: testLogger(t), Executors: execs})
+	d, err := New(cfg, Options{Logger: testLogger(t), Executors: execs, AdminTimeout: testenv.Patience})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Start(context.Background()); err != nil {
+	if err := d.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = d.Shutdown() })
+	t.Cleanup(func() {
+		_ = d.Shutdown()
+		testenv.Idle(t, kit.Calls) // nothing of the daemon runs on
+	})
 	return d
 }
 
 // The SSH executor reports to the same metrics: with a job running over
 // a real sshd the connection and session gauges are up; a server that
-// refuses connections counts as an unreachable connect failure.
+// refuses connections counts as an unreachable connect failure. The job
+// runs until the test, having looked, creates the file it waits for.
 func TestSSHMetrics(t *testing.T) {
 	srv := testenv.StartSSHD(t, 0)
 	s := sshStack(t, []*testenv.SSHD{srv}, daemontest.Listeners, func(c *config.Config) { c.Supervisor.MaxRestarts = 0 })
 	p := "cronium_orchestrator_"
-	id := s.submit(sshJob("echo started; sleep 1", srv))
-	testenv.Eventually(t, 15*time.Second, "the SSH job's output", func() bool {
-		o, _ := s.store.Output(context.Background(), id)
+	id := s.submit(sshJob("echo started; while [ ! -e /tmp/job-may-end ]; do sleep 0.05; done", srv))
+	testenv.Eventually(t, testenv.Patience, "the SSH job's output", func() bool {
+		o, _ := s.store.Output(t.Context(), id)
 		return strings.Contains(o.Stdout, "started")
 	})
 	text := s.scrape(t)
@@ -212,7 +226,10 @@ func TestSSHMetrics(t *testing.T) {
 	if conns < 1 || sessions != 1 {
 		t.Errorf("while running: connections %v sessions %v", conns, sessions)
 	}
-	s.wait(id, 20*time.Second)
+	if out, err := srv.Exec("touch /tmp/job-may-end"); err != nil {
+		t.Fatalf("letting the job end: %v %s", err, out)
+	}
+	s.wait(id, testenv.Patience)
 	if got := testenv.MetricValue(s.scrape(t), p+"ssh_sessions"); got != 0 {
 		t.Errorf("sessions %v after the job", got)
 	}
@@ -221,7 +238,7 @@ func TestSSHMetrics(t *testing.T) {
 	n, _ := strconv.Atoi(port)
 	down := *srv
 	down.Host, down.Port = host, n
-	s.wait(s.submit(sshJob("true", &down)), 20*time.Second)
+	s.wait(s.submit(sshJob("true", &down)), testenv.Patience)
 	if got := testenv.MetricValue(s.scrape(t), p+"ssh_connect_failures_total", "class", "unreachable"); got < 1 {
 		t.Errorf("connect failures (unreachable) %v", got)
 	}

@@ -26,7 +26,7 @@ func TestPrometheusScrapesTheOrchestrator(t *testing.T) {
 	}
 	s, _ := observedStack(t)
 	id := s.submit(bashJob("x", map[string]string{"FAKE_LINES": "3"}))
-	s.wait(id, 10*time.Second)
+	s.wait(id, testenv.Patience)
 
 	api := startPrometheus(t, bin, s.daemon.HTTPAddr())
 	queries := map[string]func(float64) bool{
@@ -36,7 +36,7 @@ func TestPrometheusScrapesTheOrchestrator(t *testing.T) {
 	start := time.Now()
 	for q, ok := range queries {
 		var last string
-		testenv.Eventually(t, 20*time.Second, "Prometheus to answer "+q, func() bool {
+		testenv.Eventually(t, testenv.Patience, "Prometheus to answer "+q, func() bool {
 			v, raw, found := queryProm(api, q)
 			last = raw
 			return found && ok(v)
@@ -78,7 +78,7 @@ scrape_configs:
 		}
 	})
 	api := "http://" + listen
-	testenv.Eventually(t, 20*time.Second, "Prometheus to be ready", func() bool {
+	testenv.Eventually(t, testenv.Patience, "Prometheus to be ready", func() bool {
 		resp, err := http.Get(api + "/-/ready")
 		if err != nil {
 			return false

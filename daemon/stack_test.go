@@ -11,6 +11,7 @@ import (
 
 	"github.com/anthdm/hollywood/actor"
 
+	"github.com/cronium/orchestrator/actors/kit"
 	"github.com/cronium/orchestrator/backend"
 	"github.com/cronium/orchestrator/config"
 	"github.com/cronium/orchestrator/embedded"
@@ -18,6 +19,7 @@ import (
 	"github.com/cronium/orchestrator/internal/daemontest"
 	"github.com/cronium/orchestrator/internal/testenv"
 	"github.com/cronium/orchestrator/jobspec"
+	"github.com/cronium/orchestrator/messages"
 	"github.com/cronium/orchestrator/secret"
 )
 
@@ -28,9 +30,21 @@ type stack struct {
 	store  *embedded.Store
 	url    string
 	token  secret.Value
+	clock  kit.Clock // nil: the wall clock
 	daemon *Daemon
 	cancel context.CancelFunc
 	done   chan error
+
+	stopped bool
+	err     error       // Shutdown's, once stopped
+	once    []onceCheck // see assertEachOneTerminalUpdate
+}
+
+// onceCheck is jobs whose terminal updates are counted once the daemon
+// has stopped, and the test that asked.
+type onceCheck struct {
+	test string
+	ids  []string
 }
 
 // stackOption adjusts a stack's configuration (daemontest.Config's opts).
@@ -55,38 +69,48 @@ func startStack(t *testing.T, execs map[jobspec.Kind]executors.Executor, opts ..
 func (s *stack) start(execs map[jobspec.Kind]executors.Executor, opts ...stackOption) {
 	t := s.t
 	cfg := daemontest.Config(t, s.url, s.token, opts...)
-	d, err := New(cfg, Options{Logger: testLogger(t), Executors: execs})
+	d, err := New(cfg, Options{Logger: testLogger(t), Executors: execs, Clock: s.clock,
+		AdminTimeout: testenv.Patience})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Start(context.Background()); err != nil {
+	if err := d.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+	// Shutdown runs when cancel is called: by stop, or by a test that
+	// watches the drain.
 	ctx, cancel := context.WithCancel(context.Background())
 	s.daemon, s.cancel, s.done = d, cancel, make(chan error, 1)
 	go func() { <-ctx.Done(); s.done <- d.Shutdown() }()
 	t.Cleanup(func() { s.stop() })
 }
 
-// stop shuts the daemon down (idempotent) and returns Run's error.
+// stop shuts the daemon down (idempotent) and returns Shutdown's error,
+// once every call its actors started has ended too: from then on nothing
+// of the daemon runs. Then it checks the jobs assertEachOneTerminalUpdate
+// noted.
 func (s *stack) stop() error {
-	if s.cancel == nil {
-		return nil
+	if s.stopped {
+		return s.err
 	}
+	s.stopped = true
 	s.cancel()
-	s.cancel = nil
 	select {
-	case err := <-s.done:
-		return err
-	case <-time.After(30 * time.Second):
-		s.t.Fatal("daemon did not stop")
-		return nil
+	case s.err = <-s.done:
+	case <-time.After(testenv.Patience):
+		s.t.Fatalf("daemon did not stop within %s", testenv.Patience)
 	}
+	testenv.Idle(s.t, kit.Calls)
+	for _, c := range s.once {
+		s.checkOneTerminalUpdate(s.t, c.test+": ", c.ids)
+	}
+	s.once = nil
+	return s.err
 }
 
 func (s *stack) submit(req embedded.SubmitRequest) string {
 	s.t.Helper()
-	id, err := s.store.Submit(context.Background(), req)
+	id, err := s.store.Submit(s.t.Context(), req)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -108,7 +132,7 @@ func (s *stack) wait(id string, within time.Duration) embedded.JobView {
 	var v embedded.JobView
 	testenv.Eventually(s.t, within, "job "+id+" terminal", func() bool {
 		var err error
-		v, err = s.store.Job(context.Background(), id)
+		v, err = s.store.Job(s.t.Context(), id)
 		return err == nil && terminal(v.Status) && v.TerminalUpdates > 0
 	})
 	return v
@@ -144,23 +168,87 @@ func itoa(i int) string {
 	return string(d)
 }
 
-// assertOneTerminalUpdate looks again after a while: a duplicate would
-// follow the first update closely.
+// assertOneTerminalUpdate checks that the job had exactly one terminal
+// update (see assertEachOneTerminalUpdate).
 func (s *stack) assertOneTerminalUpdate(t *testing.T, v embedded.JobView) {
 	t.Helper()
 	s.assertEachOneTerminalUpdate(t, []string{v.ID})
 }
 
+// assertEachOneTerminalUpdate checks that each job had exactly one
+// terminal update, counted once nothing can send another: when the daemon
+// has stopped and every call its actors started has ended (the job's own
+// actors, the supervisor's retries of a completion, its orphan checks).
+// Until then it notes the jobs, and stop checks them; the test's cleanup
+// stops the daemon, or the test does.
 func (s *stack) assertEachOneTerminalUpdate(t *testing.T, ids []string) {
 	t.Helper()
-	time.Sleep(150 * time.Millisecond)
+	if s.stopped {
+		s.checkOneTerminalUpdate(t, "", ids)
+		return
+	}
+	s.once = append(s.once, onceCheck{test: t.Name(), ids: ids})
+}
+
+func (s *stack) checkOneTerminalUpdate(t *testing.T, prefix string, ids []string) {
+	t.Helper()
 	for _, id := range ids {
+		// Background: this may run in a cleanup, after t.Context ended.
 		again, err := s.store.Job(context.Background(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if again.TerminalUpdates != 1 {
-			t.Errorf("job %s had %d terminal updates, want exactly 1", id, again.TerminalUpdates)
+			t.Errorf("%sjob %s had %d terminal updates, want exactly 1", prefix, id, again.TerminalUpdates)
 		}
 	}
+}
+
+// ask sends msg to the supervisor and returns its answer.
+func (s *stack) ask(t *testing.T, msg any) any {
+	t.Helper()
+	v, err := s.daemon.Engine().Request(s.daemon.Supervisor(), msg, testenv.Patience).Result()
+	if err != nil {
+		t.Fatalf("the supervisor did not answer %T: %v", msg, err)
+	}
+	return v
+}
+
+// tree is the supervisor's view of its actors.
+func (s *stack) tree(t *testing.T) messages.ActorTree {
+	t.Helper()
+	return s.ask(t, messages.ListActors{}).(messages.ActorTree)
+}
+
+// jobsDone waits until the supervisor has handled the end of every job:
+// none runs and no job or log actor is left, so that what it counts when
+// a job ends (metrics, actors) is counted.
+func (s *stack) jobsDone(t *testing.T) {
+	t.Helper()
+	testenv.Eventually(t, testenv.Patience, "every job's end to be handled", func() bool {
+		if jobs := s.ask(t, messages.ListJobs{}).(messages.JobList); len(jobs.Jobs) > 0 {
+			return false
+		}
+		for _, a := range s.tree(t).Actors {
+			if a.Kind == messages.KindJob || a.Kind == messages.KindLog {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// restarted waits until the supervisor has recorded a restart of the
+// actor pid: a crash it saw, or a kill it answered (by respawning the
+// actor, while its job runs). The record stays after the actor is gone.
+func (s *stack) restarted(t *testing.T, pid *actor.PID) {
+	t.Helper()
+	testenv.Eventually(t, testenv.Patience, pid.ID+" to be restarted", func() bool {
+		for _, r := range s.tree(t).Restarts {
+			if r.PID == pid.ID {
+				return true
+			}
+		}
+		return false
+	})
 }

@@ -29,10 +29,10 @@ func TestStatusPageCrashButton(t *testing.T) {
 		return
 	}
 	s, f := observedStack(t, func(c *config.Config) { c.Jobs.ShutdownGrace = 200 * time.Millisecond })
-	id := s.submit(bashJob("x", map[string]string{"FAKE_LINES": "3", "FAKE_SLEEP": "1m"}))
-	testenv.Eventually(t, 5*time.Second, "the job to run", func() bool { return f.Starts() == 1 })
+	id := s.submit(bashJob("x", map[string]string{"FAKE_LINES": "3", "FAKE_SLEEP": "1h"}))
+	testenv.Eventually(t, testenv.Patience, "the job to run", func() bool { return f.Starts() == 1 })
 
-	alloc, cancel := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+	alloc, cancel := chromedp.NewExecAllocator(t.Context(), append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
 		chromedp.Flag("disable-dev-shm-usage", true))...)
 	defer cancel()
@@ -45,7 +45,7 @@ func TestStatusPageCrashButton(t *testing.T) {
 	if err := chromedp.Do(browserCtx, chromedp.Navigate("http://"+s.daemon.AdminAddr()+"/")); err != nil {
 		t.Fatalf("opening the status page: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(browserCtx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(browserCtx, testenv.Patience)
 	defer cancel()
 
 	job := `div.job[data-job="` + id + `"]`
@@ -65,7 +65,7 @@ func TestStatusPageCrashButton(t *testing.T) {
 	start = time.Now()
 	err = chromedp.Do(ctx,
 		chromedp.Click(chromedp.CSS(row+` button[data-action="crash"]`)),
-		void(chromedp.Poll[bool](restartsJS+` === "1"`, chromedp.WithPollingTimeout(10*time.Second))),
+		void(chromedp.Poll[bool](restartsJS+` === "1"`, chromedp.WithPollingTimeout(testenv.Patience))),
 	)
 	if err != nil {
 		t.Fatalf("crash button: %v", err)

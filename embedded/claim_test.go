@@ -1,7 +1,6 @@
 package embedded
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -18,7 +17,7 @@ func TestClaimIsExclusiveUnderConcurrentPollers(t *testing.T) {
 	const n = 300
 	want := map[string]bool{}
 	for i := 0; i < n; i++ {
-		id, err := e.store.submit(context.Background(), bashJob(fmt.Sprintf("echo %d", i)), e.clock.Now())
+		id, err := e.store.submit(t.Context(), bashJob(fmt.Sprintf("echo %d", i)), e.clock.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -33,7 +32,7 @@ func TestClaimIsExclusiveUnderConcurrentPollers(t *testing.T) {
 		c := e.client(orch)
 		wg.Go(func() {
 			for empty := 0; empty < 3; {
-				jobs, err := c.PollJobs(context.Background(), 1+rand.IntN(7))
+				jobs, err := c.PollJobs(t.Context(), 1+rand.IntN(7))
 				if err != nil {
 					t.Error(err)
 					return
@@ -61,7 +60,7 @@ func TestClaimIsExclusiveUnderConcurrentPollers(t *testing.T) {
 	if len(claimedBy) != n {
 		t.Fatalf("%d jobs claimed, want %d", len(claimedBy), n)
 	}
-	stored, err := e.public.List(context.Background(), "claimed", n+1)
+	stored, err := e.public.List(t.Context(), "claimed", n+1)
 	if err != nil || len(stored) != n {
 		t.Fatalf("%d jobs stored as claimed, %v; want %d", len(stored), err, n)
 	}
@@ -91,7 +90,7 @@ func TestClaimIsExclusiveAcrossStoresOnOneFile(t *testing.T) {
 	e := newEnv(t)
 	const n = 200
 	for i := 0; i < n; i++ {
-		if _, err := e.store.submit(context.Background(), bashJob("true"), e.clock.Now()); err != nil {
+		if _, err := e.store.submit(t.Context(), bashJob("true"), e.clock.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -108,7 +107,7 @@ func TestClaimIsExclusiveAcrossStoresOnOneFile(t *testing.T) {
 		orch := fmt.Sprintf("proc-%d", i)
 		wg.Go(func() {
 			for {
-				jobs, err := st.claim(context.Background(), orch, 3, time.Now().Add(time.Hour))
+				jobs, err := st.claim(t.Context(), orch, 3, time.Now().Add(time.Hour))
 				if err != nil {
 					t.Error(err)
 					return
@@ -161,7 +160,7 @@ func TestBatchSizeLimitsTheClaim(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		e.submit(bashJob("true"))
 	}
-	jobs, err := e.client("o1").PollJobs(context.Background(), 2)
+	jobs, err := e.client("o1").PollJobs(t.Context(), 2)
 	if err != nil || len(jobs) != 2 {
 		t.Fatalf("poll(2) = %d jobs, %v", len(jobs), err)
 	}
@@ -177,7 +176,7 @@ func TestJobsSurviveReopen(t *testing.T) {
 	e.close()
 	e.open()
 
-	ctx := context.Background()
+	ctx := t.Context()
 	rows, err := e.client("o1").OrphanedJobs(ctx)
 	if err != nil || len(rows) != 1 || rows[0].ID != claimed || rows[0].Status != backend.StatusClaimed {
 		t.Fatalf("orphaned after reopen = %+v, %v; want %s claimed", rows, err, claimed)

@@ -2,7 +2,6 @@ package embedded
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cronium/orchestrator/backend"
+	"github.com/cronium/orchestrator/internal/testenv"
 	"github.com/cronium/orchestrator/secret"
 )
 
@@ -60,11 +60,11 @@ func TestRecommendedSequenceExactlyOnceDespiteLostResponse(t *testing.T) {
 	id := e.submit(bashJob("echo hi"))
 	proxy := lossyProxy(t, e.srv.URL)
 	c, err := backend.New(backend.Options{BaseURL: proxy.URL, Token: secret.Value(testToken), OrchestratorID: "o1",
-		RequestTimeout: 5 * time.Second, RetryMaxElapsed: 10 * time.Second})
+		RequestTimeout: time.Minute, RetryMaxElapsed: testenv.Patience})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
+	ctx := t.Context()
 	jobs, err := c.PollJobs(ctx, 4)
 	if err != nil || len(jobs) != 1 {
 		t.Fatalf("poll: %d, %v", len(jobs), err)
@@ -106,7 +106,7 @@ func TestClientSanitisesWhatTheBackendWouldRefuse(t *testing.T) {
 	id := e.submit(bashJob("printf 'a\\0b'"))
 	e.claim("o1", 1)
 	c := e.client("o1")
-	ctx := context.Background()
+	ctx := t.Context()
 	mustDo(t, c.CreateExecution(ctx, "exec_1", backend.ExecutionCreate{JobID: id}))
 	snap := "x\x00y\xff"
 	mustDo(t, c.UpdateExecution(ctx, "exec_1", backend.ExecutionUpdate{Output: &snap}))

@@ -1,7 +1,6 @@
 package embedded
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cronium/orchestrator/backend"
+	"github.com/cronium/orchestrator/internal/testenv"
 )
 
 func TestResync(t *testing.T) {
@@ -74,7 +74,7 @@ func TestFollowPrintsEachPartOnce(t *testing.T) {
 	}))
 	defer srv.Close()
 	var stdout, stderr strings.Builder
-	v, err := NewPublicClient(srv.URL, "").Follow(context.Background(), "job_x", time.Millisecond, &stdout, &stderr)
+	v, err := NewPublicClient(srv.URL, "").Follow(t.Context(), "job_x", time.Millisecond, &stdout, &stderr)
 	if err != nil || ExitCodeFor(v) != 0 {
 		t.Fatalf("follow: %+v, %v", v, err)
 	}
@@ -90,16 +90,19 @@ func TestFollowEmbeddedRun(t *testing.T) {
 	id := e.submit(bashJob("for i in $(seq 50); do echo line $i; done"))
 	j := e.claim("o1", 1)[0]
 	c := e.client("o1")
-	ctx := context.Background()
+	ctx := t.Context()
 
-	followed := make(chan error, 1)
+	followed, returned := make(chan error, 1), make(chan struct{})
 	var stdout, stderr strings.Builder
 	var view JobView
 	go func() {
+		defer close(returned)
 		var err error
 		view, err = e.public.Follow(ctx, id, time.Millisecond, &stdout, &stderr)
 		followed <- err
 	}()
+	// If the test ends early, Follow ends with t.Context: wait for it.
+	t.Cleanup(func() { <-returned })
 
 	if err := c.CreateExecution(ctx, "exec_"+j.ID, backend.ExecutionCreate{JobID: j.ID}); err != nil {
 		t.Fatal(err)
@@ -125,7 +128,7 @@ func TestFollowEmbeddedRun(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(testenv.Patience):
 		t.Fatal("Follow did not return")
 	}
 	if stdout.String() != out.String() || stderr.String() != "oops\n" {
@@ -138,7 +141,7 @@ func TestFollowEmbeddedRun(t *testing.T) {
 
 func TestFollowUnknownJob(t *testing.T) {
 	e := newEnv(t)
-	_, err := e.public.Follow(context.Background(), "job_nope", time.Millisecond, &strings.Builder{}, &strings.Builder{})
+	_, err := e.public.Follow(t.Context(), "job_nope", time.Millisecond, &strings.Builder{}, &strings.Builder{})
 	if err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Fatalf("err = %v", err)
 	}
@@ -178,7 +181,7 @@ func TestOutputIsTheLatestSnapshotThenTheFinal(t *testing.T) {
 	id := e.submit(bashJob("true"))
 	e.claim("o1", 1)
 	c := e.client("o1")
-	ctx := context.Background()
+	ctx := t.Context()
 	check := func(stdout string, final bool) {
 		t.Helper()
 		o, err := e.public.Output(ctx, id)

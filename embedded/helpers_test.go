@@ -1,7 +1,6 @@
 package embedded
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cronium/orchestrator/backend"
+	"github.com/cronium/orchestrator/internal/testenv"
 	"github.com/cronium/orchestrator/secret"
 )
 
@@ -85,8 +85,10 @@ func (e *env) close() {
 // client is an orchestrator's backend client for this env.
 func (e *env) client(orchID string) *backend.Client {
 	e.t.Helper()
+	// Generous: a request that outlived its timeout on a loaded machine
+	// would be retried, and the retry would change what tests count.
 	c, err := backend.New(backend.Options{BaseURL: e.srv.URL, Token: secret.Value(testToken), OrchestratorID: orchID,
-		RequestTimeout: 5 * time.Second, RetryMaxElapsed: 5 * time.Second})
+		RequestTimeout: time.Minute, RetryMaxElapsed: testenv.Patience})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -95,7 +97,7 @@ func (e *env) client(orchID string) *backend.Client {
 
 func (e *env) submit(req SubmitRequest) string {
 	e.t.Helper()
-	id, err := e.public.Submit(context.Background(), req)
+	id, err := e.public.Submit(e.t.Context(), req)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -104,7 +106,7 @@ func (e *env) submit(req SubmitRequest) string {
 
 func (e *env) job(id string) JobView {
 	e.t.Helper()
-	v, err := e.public.Job(context.Background(), id)
+	v, err := e.public.Job(e.t.Context(), id)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -156,7 +158,7 @@ func (e *env) raw(method, path, body string, headers map[string]string) (int, ma
 // claim polls as orchID and fails the test unless exactly want jobs come.
 func (e *env) claim(orchID string, want int) []backend.Job {
 	e.t.Helper()
-	jobs, err := e.client(orchID).PollJobs(context.Background(), 100)
+	jobs, err := e.client(orchID).PollJobs(e.t.Context(), 100)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package embedded
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -74,7 +73,7 @@ func TestTerminalUpdatesAreCounted(t *testing.T) {
 	id := e.submit(bashJob("true"))
 	e.claim("o1", 1)
 	c := e.client("o1")
-	ctx := context.Background()
+	ctx := t.Context()
 	out := "partial"
 	steps := []struct {
 		name     string
@@ -137,7 +136,7 @@ func TestRunningResetsStartedAtAndReleaseClears(t *testing.T) {
 	id := e.submit(bashJob("true"))
 	e.claim("o1", 1)
 	c := e.client("o1")
-	ctx := context.Background()
+	ctx := t.Context()
 	if err := c.UpdateJobStatus(ctx, id, backend.StatusRunning, backend.StatusDetails{}); err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +170,7 @@ func TestOrphanedReturnsRawRowsOfOwnedOpenJobs(t *testing.T) {
 	e.submit(bashJob("someone else's"))
 	e.claim("o2", 1)
 	c := e.client("o1")
-	ctx := context.Background()
+	ctx := t.Context()
 	_ = c.UpdateJobStatus(ctx, ids[1], backend.StatusRunning, backend.StatusDetails{})
 	_ = c.CompleteJob(ctx, ids[2], backend.Completion{Status: backend.StatusCompleted})
 	_ = c.FailJob(ctx, ids[3], "x", 1)
@@ -198,7 +197,7 @@ func TestCancelIsRevealedByAcknowledgeAndOverwrittenByComplete(t *testing.T) {
 	e := newEnv(t)
 	id := e.submit(bashJob("sleep 100"))
 	e.claim("o1", 1)
-	ctx := context.Background()
+	ctx := t.Context()
 	if err := e.public.Cancel(ctx, id); err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ type SubmitRequest struct {
 	Timeout      string               `json:"timeout,omitempty"` // Go duration; "" = 1h
 	InputData    json.RawMessage      `json:"inputData,omitempty"`
 	Resources    *backend.Resources   `json:"resources,omitempty"`
+	RetryPolicy  *backend.RetryPolicy `json:"retryPolicy,omitempty"`
 	Priority     int                  `json:"priority,omitempty"`
 	ScheduledFor *time.Time           `json:"scheduledFor,omitempty"`
 	Servers      []ServerSpec         `json:"servers,omitempty"`
@@ -122,6 +123,7 @@ type wireExecution struct {
 	InputData   json.RawMessage      `json:"inputData"`
 	Variables   json.RawMessage      `json:"variables"`
 	Resources   *backend.Resources   `json:"resources,omitempty"`
+	RetryPolicy *backend.RetryPolicy `json:"retryPolicy,omitempty"`
 }
 
 type wireTarget struct {
@@ -240,6 +242,7 @@ func buildJob(r SubmitRequest, timeout time.Duration, seq int64, servers []backe
 		InputData:   r.InputData,
 		Variables:   json.RawMessage("{}"),
 		Resources:   r.Resources,
+		RetryPolicy: r.RetryPolicy,
 	}
 	if exec.Environment == nil {
 		exec.Environment = map[string]string{}

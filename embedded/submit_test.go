@@ -2,7 +2,6 @@ package embedded
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -123,7 +122,7 @@ func TestSubmittedSSHJobThroughTheClient(t *testing.T) {
 		len(j.Metadata.Servers) != 2 || j.Execution.Target.ServerDetails.PrivateKey != testKey {
 		t.Fatalf("decoded job: %+v", j)
 	}
-	creds, err := e.client("o1").ServerCredentials(context.Background(), "2")
+	creds, err := e.client("o1").ServerCredentials(t.Context(), "2")
 	if err != nil || creds.Host != "10.0.0.2" || creds.Password != "pw" || creds.Port != 22 || creds.PrivateKey != "" {
 		t.Fatalf("credentials = %+v, %v", creds, err)
 	}
@@ -215,7 +214,7 @@ func TestPublicClientAgainstAWrongServer(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	defer srv.Close()
 	c := NewPublicClient(srv.URL, "")
-	ctx := context.Background()
+	ctx := t.Context()
 	_, submitErr := c.Submit(ctx, bashJob("true"))
 	_, listErr := c.List(ctx, "", 0)
 	for name, err := range map[string]error{"submit": submitErr, "list": listErr} {

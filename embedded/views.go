@@ -36,6 +36,7 @@ type ResultView struct {
 	Error        string          `json:"error,omitempty"`
 	ScriptOutput json.RawMessage `json:"scriptOutput,omitempty"`
 	Condition    *bool           `json:"condition,omitempty"`
+	Metrics      json.RawMessage `json:"metrics,omitempty"` // as the orchestrator reported them
 }
 
 // UI statuses.
@@ -135,6 +136,7 @@ func uiStatus(status string, exitCode *int) string {
 // storedResult is the job's result column.
 type storedResult struct {
 	ExitCode     *int            `json:"exitCode"`
+	Metrics      json.RawMessage `json:"metrics"`
 	ScriptOutput json.RawMessage `json:"scriptOutput"`
 	Condition    *bool           `json:"condition"`
 }
@@ -150,7 +152,7 @@ func (j jobRecord) view() JobView {
 		StartedAt: timeNull(j.StartedAt), CompletedAt: timeNull(j.CompletedAt), UpdatedAt: fromMillis(j.UpdatedAt),
 		OrchestratorID: j.OrchestratorID.String,
 		Result: ResultView{Status: uiStatus(j.Status, res.ExitCode), ExitCode: res.ExitCode,
-			Error: j.LastError.String, ScriptOutput: res.ScriptOutput, Condition: res.Condition},
+			Error: j.LastError.String, ScriptOutput: res.ScriptOutput, Condition: res.Condition, Metrics: res.Metrics},
 		Executions:      []ExecutionView{},
 		TerminalUpdates: j.TerminalUpdates,
 	}

@@ -23,6 +23,10 @@ var (
 	// execution and this executor cannot tell what became of it, so it
 	// refuses to start it a second time.
 	ErrNotResumable = errors.New("execution cannot be resumed")
+
+	// ErrTargetUnknown means Abandon was not told where the execution ran
+	// and cannot find it on its own (SSH, without the job's servers).
+	ErrTargetUnknown = errors.New("where the execution ran is not known")
 )
 
 // RetryableError marks an infrastructure failure after which the execution

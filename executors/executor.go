@@ -45,4 +45,16 @@ type Executor interface {
 type Output struct {
 	Stdout io.Writer
 	Stderr io.Writer
+	// Started, if set, is called once when this Run has started the
+	// execution (the script may be running; its first output may come
+	// before the call). A caller that keeps the fact passes
+	// Resume.Started to later Runs.
+	Started func()
+}
+
+// NotifyStarted calls o.Started if it is set.
+func (o Output) NotifyStarted() {
+	if o.Started != nil {
+		o.Started()
+	}
 }

@@ -106,6 +106,11 @@ type Resume struct {
 	// Resuming is true when an earlier Run of this execution may have
 	// started it: Run must look for it before starting anything.
 	Resuming bool
+	// Started is true when an earlier Run reported the execution started
+	// (Output.Started): if it no longer exists, it was removed while
+	// nobody watched, and Run returns an error wrapping ErrNotResumable
+	// rather than run the script a second time.
+	Started bool
 	// StdoutBytes and StderrBytes were already written to Output by
 	// earlier attempts and must not be written again.
 	StdoutBytes int64

@@ -66,6 +66,14 @@ type FinalizeOutput struct {
 // OutputFinalized: the final execution update was shipped (or given up on).
 type OutputFinalized struct{}
 
+// ResetOutput asks the log actor to begin a retried job's next attempt,
+// after the last attempt's final update: the output log and what was
+// shipped start afresh. It answers OutputReset to ReplyTo.
+type ResetOutput struct{ ReplyTo *actor.PID }
+
+// OutputReset: the log actor is ready for the next attempt.
+type OutputReset struct{}
+
 // OutputAvailable nudges the log actor: new output was appended.
 type OutputAvailable struct{}
 

@@ -26,6 +26,7 @@ type jobMetrics struct {
 	finished *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	pickup   *prometheus.HistogramVec
+	retried  prometheus.Counter
 	active   prometheus.Gauge
 	lines    prometheus.Counter
 	bytes    prometheus.Counter
@@ -44,6 +45,7 @@ func newJobMetrics() jobMetrics {
 			"executor", "outcome"),
 		pickup: histogramVec("job_pickup_seconds",
 			"Time from a job's claim to its status running, by executor.", pickupBuckets, "executor"),
+		retried: counter("job_retries_total", "Attempts begun again by a job's retry policy after its script failed."),
 		active:  gauge("jobs_active", "Jobs claimed and not yet finished."),
 		lines:   counter("job_output_lines_total", "Lines of job output shipped to the backend."),
 		bytes:   counter("job_output_bytes_total", "Bytes of job output shipped to the backend."),
@@ -61,8 +63,8 @@ func newJobMetrics() jobMetrics {
 }
 
 func (j jobMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{j.received, j.finished, j.duration, j.pickup, j.active, j.lines, j.bytes,
-		j.batches, j.dropped}
+	return []prometheus.Collector{j.received, j.finished, j.duration, j.pickup, j.retried, j.active, j.lines,
+		j.bytes, j.batches, j.dropped}
 }
 
 // JobReceived implements supervisor.Observer.
@@ -72,6 +74,9 @@ func (m *Metrics) JobReceived() { m.jobs.received.Inc() }
 func (m *Metrics) JobRunning(executor string, pickup time.Duration) {
 	m.jobs.pickup.WithLabelValues(oneOf(executor, Executors, "unknown")).Observe(pickup.Seconds())
 }
+
+// JobRetried implements job.Observer.
+func (m *Metrics) JobRetried() { m.jobs.retried.Inc() }
 
 // JobFinished implements supervisor.Observer.
 func (m *Metrics) JobFinished(executor, outcome string, d time.Duration) {

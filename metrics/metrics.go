@@ -20,25 +20,27 @@ const Namespace = "cronium_orchestrator"
 // Metrics holds every metric. Its methods are safe for concurrent use and
 // never block.
 type Metrics struct {
-	actors  actorMetrics
-	jobs    jobMetrics
-	backend backendMetrics
-	docker  *dockerMetrics
-	ssh     *sshMetrics
+	actors   actorMetrics
+	jobs     jobMetrics
+	backend  backendMetrics
+	docker   *dockerMetrics
+	ssh      *sshMetrics
+	dangling danglingMetrics
 }
 
 // New creates the metrics and registers them on reg. It panics if reg
 // already holds them (a programming error, as with prometheus.MustRegister).
 func New(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		actors:  newActorMetrics(),
-		jobs:    newJobMetrics(),
-		backend: newBackendMetrics(),
-		docker:  newDockerMetrics(),
-		ssh:     newSSHMetrics(),
+		actors:   newActorMetrics(),
+		jobs:     newJobMetrics(),
+		backend:  newBackendMetrics(),
+		docker:   newDockerMetrics(),
+		ssh:      newSSHMetrics(),
+		dangling: newDanglingMetrics(),
 	}
 	for _, cs := range [][]prometheus.Collector{m.actors.collectors(), m.jobs.collectors(),
-		m.backend.collectors(), m.docker.collectors(), m.ssh.collectors()} {
+		m.backend.collectors(), m.docker.collectors(), m.ssh.collectors(), m.dangling.collectors()} {
 		reg.MustRegister(cs...)
 	}
 	return m

@@ -39,6 +39,7 @@ func exercise(m *Metrics) {
 	m.Sessions("10.0.0.1:22", 1)
 	m.ConnectFailed("10.0.0.2:22", "unreachable")
 	m.BreakerChanged("10.0.0.2:22", "closed", "open")
+	m.DanglingRemoved("container", 1)
 }
 
 func TestLint(t *testing.T) {

@@ -55,6 +55,17 @@ func New(maxBytes int64, recentLineCount int, notify func()) *Log {
 	return l
 }
 
+// Reset empties the log for a new attempt of the job: a retried job's
+// output starts afresh, as its new execution record does.
+func (l *Log) Reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, b := range l.streams {
+		l.streams[i] = newBuffer(int64(b.headCap + b.tailCap))
+	}
+	l.recent = recentLines{max: l.recent.max}
+}
+
 // Writer returns the writer for one stream.
 func (l *Log) Writer(s Stream) io.Writer { return writer{l: l, s: s} }
 

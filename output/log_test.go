@@ -114,3 +114,41 @@ func TestAppendNote(t *testing.T) {
 		t.Fatalf("%q", got)
 	}
 }
+
+func TestReset(t *testing.T) {
+	l := New(64, 4, nil)
+	fmt.Fprint(l.Writer(Stdout), "first attempt\n")
+	fmt.Fprint(l.Writer(Stderr), "boom\n")
+	l.Reset()
+	fmt.Fprint(l.Writer(Stdout), "second\n")
+	s := l.Snapshot()
+	if s.Stdout != "second\n" || s.Stderr != "" || s.Stats.Lines != 1 || s.Stats.StdoutBytes != 7 {
+		t.Fatalf("after reset: %+v", s)
+	}
+	if r := l.Recent(4); len(r) != 1 || r[0].Text != "second" {
+		t.Fatalf("recent %+v", r)
+	}
+}
+
+// TestKeptRestore: a log restored from what another kept goes on exactly
+// as the other would have, under the cap and beyond it.
+func TestKeptRestore(t *testing.T) {
+	for _, first := range []int{10, 100, 1000} {
+		a := New(256, 4, nil)
+		for i := range first {
+			fmt.Fprintf(a.Writer(Stdout), "line %d\n", i)
+		}
+		fmt.Fprint(a.Writer(Stderr), "err\n")
+		b := New(256, 4, nil)
+		b.Restore(a.Kept())
+		for _, l := range []*Log{a, b} {
+			for i := range 20 {
+				fmt.Fprintf(l.Writer(Stdout), "more %d\n", i)
+			}
+		}
+		sa, sb := a.Snapshot(), b.Snapshot()
+		if sa.Stdout != sb.Stdout || sa.Stderr != sb.Stderr || sa.Stats != sb.Stats {
+			t.Fatalf("after %d lines: restored log differs:\n%q\n%q\n%+v\n%+v", first, sa.Stdout, sb.Stdout, sa.Stats, sb.Stats)
+		}
+	}
+}

@@ -16,8 +16,8 @@ BASH_IMAGE=${BASH_IMAGE:-cronium/runtime-bash:1}
 PYTHON_IMAGE=${PYTHON_IMAGE:-cronium/runtime-python:1}
 NODE_IMAGE=${NODE_IMAGE:-cronium/runtime-node:1}
 SSHD_IMAGE=${SSHD_IMAGE:-cronium/test-sshd:local}
-MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-SUITE=${DEBIAN_SUITE:-bookworm}
+SUITE=${DEBIAN_SUITE:-}
+MIRROR=${DEBIAN_MIRROR:-}
 PATH_ENV='ENV PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin'
 
 log() { printf 'build-images: %s\n' "$*" >&2; }
@@ -35,6 +35,32 @@ apt_install() {
 	log "installing ${missing[*]}"
 	apt-get update -qq >/dev/null
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+configured_archive() {
+	apt-get indextargets --format '$(RELEASE) $(REPO_URI)' 'Identifier: Packages' 2>/dev/null |
+		awk -v s="$1" '$1 == s { print $2; exit }'
+}
+
+# debian_source sets SUITE and MIRROR from this machine's own apt sources
+# (the suite it runs, the archive that serves it), unless DEBIAN_SUITE and
+# DEBIAN_MIRROR say otherwise. No mirror is named here: a machine reaches
+# the one it is configured with.
+debian_source() {
+	if [ -z "$SUITE" ]; then
+		SUITE=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
+	fi
+	if [ -z "$MIRROR" ] && [ -n "$SUITE" ] && command -v apt-get >/dev/null; then
+		MIRROR=$(configured_archive "$SUITE")
+		# apt lists its sources only once it has fetched their indexes.
+		if [ -z "$MIRROR" ] && [ "$(id -u)" = 0 ]; then
+			apt-get update -qq >/dev/null && MIRROR=$(configured_archive "$SUITE")
+		fi
+	fi
+	if [ -z "$SUITE" ] || [ -z "$MIRROR" ]; then
+		log "no Debian archive for suite '${SUITE:-?}' in this machine's apt sources: set DEBIAN_SUITE and DEBIAN_MIRROR, or build images/*/Dockerfile with a registry"
+		return 1
+	fi
 }
 
 build_bash() {
@@ -70,6 +96,7 @@ build_debian() {
 		return
 	fi
 	apt_install debootstrap
+	debian_source || return 1
 	local root
 	root=$(mktemp -d)
 	trap 'rm -rf "$root"' RETURN
@@ -92,6 +119,6 @@ build_debian() {
 case ${1:-all} in
 bash) build_bash ;;
 debian) build_debian ;;
-all) build_bash && build_debian ;;
+all) build_bash; build_debian ;;
 *) echo "usage: $0 bash|debian|all" >&2; exit 2 ;;
 esac

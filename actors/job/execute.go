@@ -10,6 +10,7 @@ import (
 	"github.com/cronium/orchestrator/actors/kit"
 	"github.com/cronium/orchestrator/backend"
 	"github.com/cronium/orchestrator/executors"
+	"github.com/cronium/orchestrator/journal"
 	"github.com/cronium/orchestrator/output"
 )
 
@@ -46,7 +47,11 @@ func (a *Actor) execute() {
 		r.outcome = &outcome{err: fmt.Errorf("%s jobs are disabled on this orchestrator", r.plan.Kind)}
 		r.phase = phaseFinalize
 	default:
-		if wait := a.resumeAt.Sub(a.deps.Clock.Now()); wait > 0 {
+		until := a.resumeAt
+		if r.notBefore.After(until) {
+			until = r.notBefore // a retry's backoff
+		}
+		if wait := until.Sub(a.deps.Clock.Now()); wait > 0 {
 			r.mu.Unlock()
 			a.armResume(wait)
 			return
@@ -61,7 +66,7 @@ func (a *Actor) execute() {
 
 func (a *Actor) armResume(wait time.Duration) {
 	if a.resumeTimer != nil {
-		return
+		a.resumeTimer.Stop()
 	}
 	engine, self := a.engine, a.self
 	a.resumeTimer = a.deps.Clock.AfterFunc(wait, func() { kit.Send(engine, self, advance{}) })
@@ -72,8 +77,16 @@ func (a *Actor) armResume(wait time.Duration) {
 // the bytes already kept, so no output is lost or repeated.
 func (a *Actor) startAttemptLocked(exec executors.Executor) {
 	r := a.run
+	// Journaled before the executor can start anything: a restart then
+	// resumes this execution instead of releasing the job.
+	a.journalLocked(journal.Running)
 	r.attempts++
 	n := r.attempts
+	if r.resumed && n == 2 && len(r.plan.Spec.Servers) > 1 {
+		// A multi-server run keeps no per-server offsets across a restart
+		// of the process: its spools are replayed from the start.
+		r.out.Reset()
+	}
 	stats := r.out.Stats()
 	spec := r.plan.Spec
 	spec.Resume = executors.Resume{Resuming: n > 1, StdoutBytes: stats.StdoutBytes, StderrBytes: stats.StderrBytes}
@@ -83,7 +96,9 @@ func (a *Actor) startAttemptLocked(exec executors.Executor) {
 	}
 	att := &attempt{n: n, cancel: cancel, done: make(chan struct{})}
 	r.current = att
-	out := executors.Output{Stdout: r.out.Writer(output.Stdout), Stderr: r.out.Writer(output.Stderr)}
+	spec.Resume.Started = r.launched
+	out := executors.Output{Stdout: r.out.Writer(output.Stdout), Stderr: r.out.Writer(output.Stderr),
+		Started: a.launched}
 	engine, self := a.engine, a.self
 	a.log.Info("executing", "attempt", n, "spec", spec)
 	go func() {
@@ -108,6 +123,19 @@ func (a *Actor) startAttemptLocked(exec executors.Executor) {
 		kit.Send(engine, self, attemptDone{n: n})
 	}()
 	a.scheduleCancelCheck()
+}
+
+// launched records that the executor started the execution, so that a
+// restarted process never runs the script again if it finds the execution
+// gone. It runs on the executor's goroutine, not the actor's.
+func (a *Actor) launched() {
+	r := a.run
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.launched {
+		r.launched = true
+		a.saveLocked(journal.Running)
+	}
 }
 
 func (a *Actor) onAttemptDone() {
@@ -233,7 +261,7 @@ func (a *Actor) buildCompletionLocked() backend.Completion {
 	}
 	metrics, _ := json.Marshal(map[string]any{
 		"durationMs":         ms,
-		"attempts":           r.attempts,
+		"attempts":           r.tries,
 		"restarts":           max(r.instances-1, 0),
 		"stdoutBytes":        snap.Stats.StdoutBytes,
 		"stderrBytes":        snap.Stats.StderrBytes,

@@ -36,6 +36,7 @@ type Inquirer interface {
 // reports when it finishes).
 type Observer interface {
 	JobRunning(executor string, pickup time.Duration)
+	JobRetried()
 }
 
 // Settings tune a JobActor.
@@ -56,6 +57,7 @@ type Deps struct {
 	Clock     kit.Clock
 	Logger    *slog.Logger
 	Observer  Observer // may be nil
+	Journal   Journal  // nil: NoJournal
 	Settings  Settings
 }
 
@@ -93,6 +95,9 @@ type Actor struct {
 // New returns the producer of a job's actor. The same producer serves
 // hollywood's restarts and the supervisor's respawns.
 func New(run *Run, deps Deps, logActor, supervisor *actor.PID) actor.Producer {
+	if deps.Journal == nil {
+		deps.Journal = NoJournal
+	}
 	return func() actor.Receiver {
 		return &Actor{run: run, deps: deps, logActor: logActor, supervisor: supervisor,
 			log: deps.Logger.With("job_id", run.JobID(), "execution_id", run.execID)}
@@ -122,6 +127,8 @@ func (a *Actor) Receive(c *actor.Context) {
 		a.giveUp(msg.Reason)
 	case messages.OutputFinalized:
 		a.onFinalized(false)
+	case messages.OutputReset:
+		a.nextTry()
 	case finalizeTimeout:
 		a.onFinalized(true)
 	}

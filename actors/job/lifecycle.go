@@ -9,6 +9,7 @@ import (
 	"github.com/cronium/orchestrator/actors/kit"
 	"github.com/cronium/orchestrator/backend"
 	"github.com/cronium/orchestrator/jobspec"
+	"github.com/cronium/orchestrator/journal"
 	"github.com/cronium/orchestrator/messages"
 )
 
@@ -108,12 +109,19 @@ func (a *Actor) plan() {
 		return
 	}
 	r.mu.Lock()
-	if err != nil {
+	switch {
+	case err != nil:
 		r.outcome = &outcome{err: err}
 		r.phase = phaseComplete
-	} else {
+	case r.resumed:
+		// Restored from the journal: the execution record exists and the
+		// backend was told the job runs.
+		r.plan = &plan
+		r.phase = phaseExecute
+	default:
 		r.plan = &plan
 		r.phase = phaseRegister
+		a.journalLocked(journal.Claimed)
 	}
 	r.mu.Unlock()
 	a.send(advance{})
@@ -138,13 +146,22 @@ func (a *Actor) register() {
 func (a *Actor) markRunning() {
 	r := a.run
 	r.mu.Lock()
-	if r.outcome != nil { // cancelled or given up before it started
+	switch {
+	case r.outcome != nil: // cancelled or given up before it started
 		r.phase = phaseFinalize
+	case !r.started.IsZero(): // a retry: the backend knows the job runs
+		r.phase = phaseExecute
+	default:
 		r.mu.Unlock()
-		a.send(advance{})
+		a.markRunningOnce()
 		return
 	}
 	r.mu.Unlock()
+	a.send(advance{})
+}
+
+func (a *Actor) markRunningOnce() {
+	r := a.run
 	details := backend.StatusDetails{Message: "running on orchestrator " + a.deps.Settings.OrchestratorID}
 	a.step("mark running", func(ctx context.Context) error {
 		return a.deps.Reporter.UpdateJobStatus(ctx, r.job.ID, backend.StatusRunning, details)
@@ -161,7 +178,24 @@ func (a *Actor) finalize() {
 	r := a.run
 	r.mu.Lock()
 	o := outcomeOrEmpty(r.outcome)
+	if r.awaitingReset { // a restarted instance: ask again
+		r.mu.Unlock()
+		kit.Send(a.engine, a.logActor, messages.ResetOutput{ReplyTo: a.self})
+		return
+	}
 	v := judge(o, r.cancel, r.giveUp, serverCount(r.plan))
+	if r.completion == nil && !r.retrying {
+		r.retryIn, r.retrying = retryDelay(r.job.Execution.RetryPolicy, r.tries, v)
+	}
+	if !r.retrying {
+		// The result is known: the completion is built now, with the
+		// whole output, and journaled, so that a restart still sends it.
+		if r.completion == nil {
+			c := a.buildCompletionLocked()
+			r.completion = &c
+		}
+		a.journalLocked(journal.Completing)
+	}
 	r.mu.Unlock()
 	kit.Send(a.engine, a.logActor, messages.FinalizeOutput{
 		ExitCode: v.exitCode, Reason: v.reason, Result: o.result, ReplyTo: a.self})
@@ -177,8 +211,16 @@ func (a *Actor) finalize() {
 func (a *Actor) onFinalized(timedOut bool) {
 	r := a.run
 	r.mu.Lock()
-	if r.phase != phaseFinalize {
+	if r.phase != phaseFinalize || r.awaitingReset {
 		r.mu.Unlock()
+		return
+	}
+	if r.retrying {
+		a.retryLocked()
+		r.mu.Unlock()
+		if a.finalizeTimer != nil {
+			a.finalizeTimer.Stop()
+		}
 		return
 	}
 	r.phase = phaseComplete
@@ -206,7 +248,11 @@ func (a *Actor) complete() {
 	c := *r.completion
 	r.mu.Unlock()
 	a.step("complete", func(ctx context.Context) error {
-		return a.deps.Reporter.CompleteJob(ctx, r.job.ID, c)
+		if err := a.deps.Reporter.CompleteJob(ctx, r.job.ID, c); err != nil {
+			return err
+		}
+		forget(a.deps.Journal, r, a.log)
+		return nil
 	}, func() {
 		r.completed = true
 		r.phase = phaseDone

@@ -8,6 +8,7 @@ import (
 	"github.com/cronium/orchestrator/backend"
 	"github.com/cronium/orchestrator/executors"
 	"github.com/cronium/orchestrator/jobspec"
+	"github.com/cronium/orchestrator/journal"
 	"github.com/cronium/orchestrator/messages"
 	"github.com/cronium/orchestrator/output"
 )
@@ -61,6 +62,20 @@ type Run struct {
 	completion  *backend.Completion
 	completed   bool  // /complete was acknowledged by the backend
 	completeErr error // /complete failed definitively; the supervisor retries later
+
+	journaled journal.Stage // the last stage kept in the journal
+	resumed   bool          // restored from the journal: the execution may exist
+	launched  bool          // the executor reported the execution started
+
+	// Retries by the job's policy: tries counts the attempts begun (each
+	// with its own execution record), retrying says the attempt that just
+	// ended runs again after retryIn, awaitingReset that the log actor is
+	// starting afresh, notBefore when the next attempt may start.
+	tries         int
+	retrying      bool
+	awaitingReset bool
+	retryIn       time.Duration
+	notBefore     time.Time
 }
 
 // attempt is one executor.Run in flight.
@@ -83,7 +98,7 @@ type cancelRequest struct {
 
 // NewRun starts the state of a claimed job.
 func NewRun(j backend.Job, claimedAt time.Time, execID string, out *output.Log) *Run {
-	return &Run{job: j, claimedAt: claimedAt, execID: execID, out: out}
+	return &Run{job: j, claimedAt: claimedAt, execID: execID, out: out, tries: 1}
 }
 
 // JobID is the backend's id of the job.
@@ -119,6 +134,15 @@ func (r *Run) Status() messages.JobStatus {
 		s.Cancel = r.cancel.reason
 	}
 	return s
+}
+
+// Detachable says the job is executing: stopping its actor leaves the
+// execution running, journaled, for a later process to resume. Safe from
+// any goroutine.
+func (r *Run) Detachable() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.phase == phaseExecute && r.current != nil && r.cancel == nil && r.journaled == journal.Running
 }
 
 // CompletionPending returns the completion that could not be delivered, if

@@ -1,6 +1,7 @@
 package job
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -41,6 +42,9 @@ func judge(o outcome, cancel *cancelRequest, giveUp string, servers int) verdict
 	switch {
 	case giveUp != "":
 		return verdict{backend.StatusFailed, ExitCouldNotRun, OutcomeError, giveUp}
+	case errors.Is(o.err, executors.ErrNotResumable):
+		// It ran, but where it ran was lost: say so, not "could not run".
+		return verdict{backend.StatusFailed, ExitCouldNotRun, OutcomeError, "lost track of the job: " + o.err.Error()}
 	case o.err != nil:
 		return verdict{backend.StatusFailed, ExitCouldNotRun, OutcomeError, "could not run the job: " + o.err.Error()}
 	case r.TimedOut:

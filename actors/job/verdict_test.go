@@ -2,6 +2,7 @@ package job
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/cronium/orchestrator/executors"
@@ -33,6 +34,8 @@ func TestJudge(t *testing.T) {
 		{"shutdown", outcome{result: executors.Result{Cancelled: true, Exited: true, ExitCode: 143}}, &cancelRequest{reason: "orchestrator shut down", shutdown: true}, "", 1,
 			"failed", 143, OutcomeCancelled, "stopped: orchestrator shut down"},
 		{"could not run", outcome{err: errors.New("image not found")}, nil, "", 1, "failed", 125, OutcomeError, "could not run the job: image not found"},
+		{"lost", outcome{err: fmt.Errorf("docker executor: %w: its container is gone", executors.ErrNotResumable)}, nil, "", 1,
+			"failed", 125, OutcomeError, "lost track of the job: docker executor: execution cannot be resumed: its container is gone"},
 		{"budget spent", outcome{}, nil, "restart budget spent", 1, "failed", 125, OutcomeError, "restart budget spent"},
 		{"multi all ok", outcome{result: exited(0)}, nil, "", 2, "completed", 0, OutcomeSuccess, ""},
 		{"multi partial", outcome{result: exited(101)}, nil, "", 2, "completed", 101, OutcomeFailure, "partial: failed on 1 of 2 servers"},

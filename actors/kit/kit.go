@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"sync/atomic"
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
@@ -139,7 +140,9 @@ func PanicReason(v any) string {
 // then hands the error to done (which may be nil). Such goroutines are
 // outside any actor's recovery: a panic there would end the process.
 func Go(timeout time.Duration, what string, call func(ctx context.Context) error, done func(error)) {
+	callsStarted.Add(1)
 	go func() {
+		defer callsEnded.Add(1)
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		err := Safely(what, func() error { return call(ctx) })
 		cancel()
@@ -147,6 +150,19 @@ func Go(timeout time.Duration, what string, call func(ctx context.Context) error
 			done(err)
 		}
 	}()
+}
+
+// callsStarted and callsEnded count the calls Go started and those that
+// ended, done included.
+var callsStarted, callsEnded atomic.Int64
+
+// Calls reports how many calls Go has started and how many have ended
+// (their done included), process-wide. When the two are equal, no call is
+// in flight and every message a done sent has been sent: tests use it to
+// know that nothing an actor started in the background can still act.
+func Calls() (started, ended int64) {
+	ended = callsEnded.Load() // first: then started >= ended, and equal means idle
+	return callsStarted.Load(), ended
 }
 
 // Safely runs f and turns a panic into an error, for the goroutines actors

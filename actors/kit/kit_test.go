@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cronium/orchestrator/internal/testenv"
 )
 
 func TestSafelyTurnsPanicsIntoErrors(t *testing.T) {
@@ -42,8 +44,25 @@ func TestGoBoundsTheCallAndSurvivesPanics(t *testing.T) {
 				errors.Is(err, context.DeadlineExceeded)) {
 				t.Fatalf("got %v", err)
 			}
-		case <-time.After(5 * time.Second):
+		case <-time.After(testenv.Patience):
 			t.Fatal("done was not called")
 		}
 	}
+}
+
+// Calls counts a call of Go as ended only once its done has returned.
+func TestCallsCountsACallUntilItsDoneReturned(t *testing.T) {
+	started0, _ := Calls()
+	release, inDone := make(chan struct{}), make(chan struct{})
+	Go(time.Minute, "call", func(context.Context) error { return nil }, func(error) {
+		close(inDone)
+		<-release
+	})
+	<-inDone
+	if started, ended := Calls(); started != started0+1 || ended == started {
+		t.Fatalf("during done: %d started, %d ended (before: %d started); want one more started, not ended",
+			started, ended, started0)
+	}
+	close(release)
+	testenv.Idle(t, Calls)
 }

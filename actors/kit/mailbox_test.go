@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
+
+	"github.com/cronium/orchestrator/internal/testenv"
 )
 
 type blockOn struct{ release chan struct{} }
@@ -44,7 +46,7 @@ func TestMailboxDepth(t *testing.T) {
 	depth := func() int64 { return MailboxDepths()["depthtest"] }
 	waitDepth := func(want int64) {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(testenv.Patience)
 		for depth() != want {
 			if time.Now().After(deadline) {
 				t.Fatalf("mailbox depth %d, want %d", depth(), want)

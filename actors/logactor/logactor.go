@@ -33,6 +33,12 @@ type Observer interface {
 	OutputShipped(lines, bytes, droppedBytes int64)
 }
 
+// Keeper keeps what a job's output log holds, so that a restarted
+// process carries on from it (see package journal).
+type Keeper interface {
+	SaveOutput(jobID string, k output.Kept) error
+}
+
 // Settings are the batching thresholds: a snapshot is shipped once any
 // is reached.
 type Settings struct {
@@ -47,6 +53,7 @@ type Deps struct {
 	Clock    kit.Clock
 	Logger   *slog.Logger
 	Observer Observer // may be nil
+	Keeper   Keeper   // may be nil: output is not kept across restarts
 	Settings Settings
 }
 
@@ -118,9 +125,22 @@ func (a *Actor) Receive(c *actor.Context) {
 			return
 		}
 		a.evaluate()
+	case messages.ResetOutput:
+		a.st.reset()
+		kit.Send(a.engine, msg.ReplyTo, messages.OutputReset{})
 	case shipped:
 		a.evaluate()
 	}
+}
+
+// reset starts the next attempt of a retried job. It comes after the last
+// attempt's final update was shipped, so nothing is in flight.
+func (st *State) reset() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.out.Reset()
+	st.shipped, st.pendingSince = output.Stats{}, time.Time{}
+	st.final, st.finalDone = nil, false
 }
 
 // evaluate ships when a threshold is reached, else arms the
@@ -167,13 +187,24 @@ func (a *Actor) shipLocked(final bool) {
 	st := a.st
 	st.busy = true
 	snap := st.out.Snapshot()
+	// Kept after the snapshot, so it holds at least what is shipped.
+	var kept output.Kept
+	if a.deps.Keeper != nil {
+		kept = st.out.Kept()
+	}
 	ids := st.executions()
 	var fin messages.FinalizeOutput
 	if final {
 		fin = *st.final
 	}
 	engine, self, deps, log := a.engine, a.self, a.deps, a.log
+	jobID := st.jobID
 	kit.Go(5*time.Minute, "execution update", func(ctx context.Context) error {
+		if deps.Keeper != nil {
+			if err := deps.Keeper.SaveOutput(jobID, kept); err != nil {
+				log.Warn("could not keep the job's output; a restart replays it whole", "err", err)
+			}
+		}
 		var err error
 		for i, id := range ids {
 			u := snapshotUpdate(snap)

@@ -14,20 +14,24 @@ import (
 	"github.com/cronium/orchestrator/actors/kit"
 	"github.com/cronium/orchestrator/backend"
 	"github.com/cronium/orchestrator/executors"
+	"github.com/cronium/orchestrator/internal/testenv"
 	"github.com/cronium/orchestrator/messages"
 	"github.com/cronium/orchestrator/output"
 )
 
 // recorder records execution updates; gate, when set, holds each update
-// until released, to test ordering.
+// until released, to test ordering, and arrived then tells when an update
+// reached the gate.
 type recorder struct {
 	mu      sync.Mutex
 	updates []backend.ExecutionUpdate
 	gate    chan struct{}
+	arrived chan struct{}
 }
 
 func (r *recorder) UpdateExecution(_ context.Context, _ string, u backend.ExecutionUpdate) error {
 	if r.gate != nil {
+		r.arrived <- struct{}{}
 		<-r.gate
 	}
 	if u.IsTerminal() {
@@ -46,13 +50,40 @@ func (r *recorder) snapshot() []backend.ExecutionUpdate {
 }
 
 type harness struct {
-	t      *testing.T
-	engine *actor.Engine
-	pid    *actor.PID
-	clock  *kit.FakeClock
-	rec    *recorder
-	out    *output.Log
-	done   chan struct{}
+	t       *testing.T
+	engine  *actor.Engine
+	pid     *actor.PID
+	clock   *kit.FakeClock
+	rec     *recorder
+	out     *output.Log
+	done    chan struct{}
+	flushed chan struct{}
+}
+
+// flush is a message the log actor ignores; kit's middleware reports it
+// handled to the actor's observer, like every message.
+type flush struct{}
+
+// flushes tells when the actor it observes has handled a flush.
+type flushes chan struct{}
+
+func (f flushes) MessageHandled(_, msgType string, _, _ time.Duration) {
+	if msgType == "flush" {
+		f <- struct{}{}
+	}
+}
+
+// flush returns once the log actor has handled everything sent to it
+// before: hollywood handles an actor's messages in the order they were
+// sent.
+func (h *harness) flush() {
+	h.t.Helper()
+	kit.Send(h.engine, h.pid, flush{})
+	select {
+	case <-h.flushed:
+	case <-time.After(testenv.Patience):
+		h.t.Fatal("the log actor did not handle a flush")
+	}
 }
 
 func start(t *testing.T, gated bool) *harness {
@@ -61,33 +92,39 @@ func start(t *testing.T, gated bool) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, engine: engine, clock: kit.NewFakeClock(time.Unix(0, 0)), rec: &recorder{}, done: make(chan struct{}, 4)}
+	h := &harness{t: t, engine: engine, clock: kit.NewFakeClock(time.Unix(0, 0)), rec: &recorder{},
+		done: make(chan struct{}, 4), flushed: make(chan struct{}, 1)}
 	if gated {
-		h.rec.gate = make(chan struct{})
+		h.rec.gate, h.rec.arrived = make(chan struct{}), make(chan struct{}, 4)
 	}
 	var pid *actor.PID
 	h.out = output.New(1<<20, 0, func() { kit.Send(engine, pid, messages.OutputAvailable{}) })
 	deps := Deps{Updater: h.rec, Clock: h.clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Settings: Settings{BatchLines: 3, BatchBytes: 1000, BatchInterval: time.Second}}
 	st := NewState("job1", h.out, func() []string { return []string{"exec1"} })
-	pid = engine.Spawn(New(st, deps), "log", kit.SpawnOpts("log", "job1", nil)...)
+	pid = engine.Spawn(New(st, deps), "log", kit.SpawnOpts("log", "job1", flushes(h.flushed))...)
 	h.pid = pid
 	t.Cleanup(func() {
 		if h.rec.gate != nil {
 			close(h.rec.gate)
 		}
 		<-engine.Poison(pid).Done()
+		testenv.Idle(t, kit.Calls) // an update in flight ends too
 	})
 	return h
 }
 
+// expectUpdates waits until n updates were shipped, lets the log actor
+// settle (every update's end handled, and whatever update that started
+// shipped and handled too), and checks that exactly n were shipped: time
+// moves only with the fake clock, so a settled log actor ships again only
+// when told (new output, the clock, the final update).
 func (h *harness) expectUpdates(n int) []backend.ExecutionUpdate {
 	h.t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for len(h.rec.snapshot()) < n && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	time.Sleep(30 * time.Millisecond)
+	testenv.Eventually(h.t, testenv.Patience, fmt.Sprintf("%d updates", n), func() bool {
+		return len(h.rec.snapshot()) >= n
+	})
+	testenv.Settle(h.t, kit.Calls, h.flush)
 	got := h.rec.snapshot()
 	if len(got) != n {
 		h.t.Fatalf("%d updates, want %d", len(got), n)
@@ -131,16 +168,18 @@ func TestFinalUpdateComesLast(t *testing.T) {
 			h.done <- struct{}{}
 		}
 	}, "job")
+	t.Cleanup(func() { <-h.engine.Poison(replies).Done() })
 	fmt.Fprint(h.out.Writer(output.Stdout), "1\n2\n3\n") // a snapshot starts, held at the gate
-	time.Sleep(50 * time.Millisecond)
+	h.arrive("the snapshot")                             // taken: "4" is not in it
 	fmt.Fprint(h.out.Writer(output.Stdout), "4\n")
 	kit.Send(h.engine, h.pid, messages.FinalizeOutput{ExitCode: 3, Reason: "exited with code 3",
 		Result: executors.Result{Exited: true, ExitCode: 3}, ReplyTo: replies})
 	h.rec.gate <- struct{}{} // release the snapshot
+	h.arrive("the final update")
 	h.rec.gate <- struct{}{} // release the final update
 	select {
 	case <-h.done:
-	case <-time.After(2 * time.Second):
+	case <-time.After(testenv.Patience):
 		t.Fatal("no OutputFinalized")
 	}
 	u := h.expectUpdates(2)
@@ -148,6 +187,16 @@ func TestFinalUpdateComesLast(t *testing.T) {
 	if last.ExitCode == nil || *last.ExitCode != 3 || *last.Output != "1\n2\n3\n4\n" ||
 		*last.Error != "[cronium] exited with code 3\n" {
 		t.Fatalf("final update %+v", last)
+	}
+}
+
+// arrive waits until an update reached the recorder's gate.
+func (h *harness) arrive(what string) {
+	h.t.Helper()
+	select {
+	case <-h.rec.arrived:
+	case <-time.After(testenv.Patience):
+		h.t.Fatalf("%s did not reach the backend", what)
 	}
 }
 

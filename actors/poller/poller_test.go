@@ -3,6 +3,7 @@ package poller
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/cronium/orchestrator/actors/kit"
 	"github.com/cronium/orchestrator/backend"
+	"github.com/cronium/orchestrator/internal/testenv"
 	"github.com/cronium/orchestrator/messages"
 )
 
@@ -65,6 +67,32 @@ type harness struct {
 	clock   *kit.FakeClock
 	backend *scripted
 	claimed chan int
+	flushed chan struct{}
+}
+
+// flush is a message the poller ignores; kit's middleware reports it
+// handled to the poller's observer, like every message.
+type flush struct{}
+
+// flushes tells when the actor it observes has handled a flush.
+type flushes chan struct{}
+
+func (f flushes) MessageHandled(_, msgType string, _, _ time.Duration) {
+	if msgType == "flush" {
+		f <- struct{}{}
+	}
+}
+
+// flush returns once the poller has handled everything sent to it before:
+// hollywood handles an actor's messages in the order they were sent.
+func (h *harness) flush() {
+	h.t.Helper()
+	kit.Send(h.engine, h.poller, flush{})
+	select {
+	case <-h.flushed:
+	case <-time.After(testenv.Patience):
+		h.t.Fatal("the poller did not handle a flush")
+	}
 }
 
 func start(t *testing.T, capacity int, answers ...answer) *harness {
@@ -74,7 +102,7 @@ func start(t *testing.T, capacity int, answers ...answer) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, engine: engine, clock: kit.NewFakeClock(time.Unix(0, 0)),
-		backend: &scripted{answers: answers}, claimed: make(chan int, 100)}
+		backend: &scripted{answers: answers}, claimed: make(chan int, 100), flushed: make(chan struct{}, 1)}
 	sup := engine.SpawnFunc(func(c *actor.Context) {
 		if m, ok := kit.Message(c).(messages.JobsClaimed); ok {
 			h.claimed <- len(m.Jobs)
@@ -83,20 +111,25 @@ func start(t *testing.T, capacity int, answers ...answer) *harness {
 	deps := Deps{Backend: h.backend, Clock: h.clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Settings:   Settings{Capacity: capacity, PollInterval: time.Second, MaxBackoff: 8 * time.Second},
 		Supervisor: sup}
-	h.poller = engine.Spawn(New(NewState(capacity), deps), "poller", kit.SpawnOpts("poller", "p", nil)...)
-	t.Cleanup(func() { <-engine.Poison(h.poller).Done() })
+	h.poller = engine.Spawn(New(NewState(capacity), deps), "poller", kit.SpawnOpts("poller", "p", flushes(h.flushed))...)
+	t.Cleanup(func() {
+		<-engine.Poison(h.poller).Done()
+		testenv.Idle(t, kit.Calls) // a poll in flight ends too
+	})
 	return h
 }
 
-// expectPolls waits until exactly the given batch sizes were polled, and
-// checks that no further poll follows shortly.
+// expectPolls waits until the given batch sizes were polled, lets the
+// poller settle (every poll's answer handled, and whatever poll that
+// started answered and handled too), and checks that exactly those were
+// polled: time moves only with the fake clock, so a poller that settled
+// polls again only when told.
 func (h *harness) expectPolls(want ...int) {
 	h.t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for len(h.backend.polls()) < len(want) && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	time.Sleep(30 * time.Millisecond)
+	testenv.Eventually(h.t, testenv.Patience, fmt.Sprintf("%d polls", len(want)), func() bool {
+		return len(h.backend.polls()) >= len(want)
+	})
+	testenv.Settle(h.t, kit.Calls, h.flush)
 	got := h.backend.polls()
 	if len(got) != len(want) {
 		h.t.Fatalf("polls %v, want %v", got, want)

@@ -13,7 +13,6 @@ import (
 	"github.com/cronium/orchestrator/backend"
 	"github.com/cronium/orchestrator/jobspec"
 	"github.com/cronium/orchestrator/messages"
-	"github.com/cronium/orchestrator/output"
 )
 
 func (s *Supervisor) onJobsClaimed(c *actor.Context, m messages.JobsClaimed) {
@@ -35,12 +34,7 @@ func (s *Supervisor) onJobsClaimed(c *actor.Context, m messages.JobsClaimed) {
 
 // startJob spawns the job's LogActor and JobActor around a new Run.
 func (s *Supervisor) startJob(c *actor.Context, j backend.Job, claimedAt time.Time) {
-	engine := s.engine
-	logPID := actor.NewPID(engine.Address(), s.childID(KindLog, j.ID))
-	out := output.New(s.deps.Settings.OutputMaxBytes, s.deps.Settings.RecentLines, func() {
-		kit.Send(engine, logPID, messages.OutputAvailable{})
-	})
-	run := job.NewRun(j, claimedAt, jobspec.NewExecutionID(j.ID, s.deps.Clock.Now()), out)
+	run := job.NewRun(j, claimedAt, jobspec.NewExecutionID(j.ID, s.deps.Clock.Now()), s.newOutput(j.ID))
 	s.st.runs[j.ID] = run
 	s.obs.JobsActive(len(s.st.runs))
 	s.spawnLog(c, run)
@@ -55,13 +49,14 @@ func (s *Supervisor) spawnLog(c *actor.Context, run *job.Run) {
 		s.st.logStates[run.JobID()] = st
 	}
 	deps := logactor.Deps{Updater: s.deps.Backend, Clock: s.deps.Clock, Logger: s.log.With("actor", KindLog),
-		Observer: s.obs, Settings: s.deps.Settings.Logs}
+		Observer: s.obs, Keeper: s.deps.Keeper, Settings: s.deps.Settings.Logs}
 	s.spawn(c, KindLog, run.JobID(), run.JobID(), logactor.New(st, deps))
 }
 
 func (s *Supervisor) spawnJob(c *actor.Context, run *job.Run) {
 	deps := job.Deps{Reporter: s.deps.Backend, Inquirer: s.deps.Backend, Executors: s.deps.Executors,
-		Clock: s.deps.Clock, Logger: s.log.With("actor", KindJob), Observer: s.obs, Settings: s.deps.Settings.Job}
+		Clock: s.deps.Clock, Logger: s.log.With("actor", KindJob), Observer: s.obs, Journal: s.deps.Journal,
+		Settings: s.deps.Settings.Job}
 	logPID := actor.NewPID(s.engine.Address(), s.childID(KindLog, run.JobID()))
 	s.spawn(c, KindJob, run.JobID(), run.JobID(), job.New(run, deps, logPID, s.st.self))
 }
@@ -138,14 +133,38 @@ func (s *Supervisor) onDrain(m messages.Drain) {
 	s.checkDrained()
 }
 
+// onDrainDeadline: the grace is over. Jobs still executing are detached
+// (they keep running, journaled, for the next start to re-attach to), or
+// stopped and reported when the settings say so; jobs not executing yet
+// are stopped either way, which ends them promptly.
 func (s *Supervisor) onDrainDeadline() {
 	reason := fmt.Sprintf("the orchestrator shut down before the job finished (grace period %s)", s.st.drain.grace)
-	for id := range s.st.runs {
+	detached := 0
+	for id, run := range s.st.runs {
+		if s.deps.Settings.DetachOnShutdown && run.Detachable() {
+			s.detachJob(id)
+			detached++
+			continue
+		}
 		s.cancelJob(messages.CancelJob{JobID: id, Reason: reason, Shutdown: true})
 	}
-	if len(s.st.runs) > 0 {
-		s.log.Warn("grace period over: stopping running jobs", "running", len(s.st.runs))
+	if detached > 0 {
+		s.log.Warn("grace period over: leaving running jobs for the next start", "detached", detached)
 	}
+	if n := len(s.st.runs); n > 0 {
+		s.log.Warn("grace period over: stopping jobs", "stopping", n)
+	}
+	s.checkDrained()
+}
+
+// detachJob stops a job's actors without ending the job: stopping a
+// JobActor detaches its execution, which goes on running.
+func (s *Supervisor) detachJob(jobID string) {
+	delete(s.st.runs, jobID)
+	delete(s.st.logStates, jobID)
+	s.obs.JobsActive(len(s.st.runs))
+	s.stopChild(s.st.children[s.childID(KindJob, jobID)])
+	s.stopChild(s.st.children[s.childID(KindLog, jobID)])
 }
 
 func (s *Supervisor) checkDrained() {

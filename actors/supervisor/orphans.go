@@ -2,6 +2,10 @@ package supervisor
 
 import (
 	"context"
+	"errors"
+	"log/slog"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/cronium/orchestrator/actors/job"
@@ -46,35 +50,56 @@ func (s *Supervisor) onOrphans(m messages.OrphansFound) {
 	}
 }
 
-// failOrphan ends a job an earlier process of this orchestrator was
-// running: whatever is left of it is stopped, and it is reported failed
-// with the reason. (Resuming such jobs is the next step of recovery.)
+// failOrphan ends a job the backend says this orchestrator runs but that
+// neither this process nor its journal knows: the journal entry was lost
+// (a state directory replaced or wiped). Whatever is left of it is
+// stopped where that can be found, and it is reported failed with a reason
+// in its own terms.
 func (s *Supervisor) failOrphan(row backend.JobRow) {
 	jobID := row.ID
 	s.st.recovering[jobID] = true
 	execs := orphanExecutors(s.deps.Executors, row.Type)
 	engine, self, deps, log := s.engine, s.st.self, s.deps, s.log
-	reason := "the orchestrator restarted while the job was running; its outcome is unknown"
 	kit.Go(callTimeout, "fail orphan", func(ctx context.Context) error {
-		stopped := "; what was left of it was stopped"
-		for kind, ex := range execs {
-			if err := ex.Abandon(ctx, executors.Spec{JobID: jobID}); err != nil {
-				log.Warn("could not clean up an orphaned job", "job_id", jobID, "executor", kind, "err", err)
-				stopped = "; it may still be running where it ran (" + string(kind) + ": " + err.Error() + ")"
-			}
-		}
-		reason += stopped
+		reason := orphanReason(ctx, jobID, execs, log)
 		c := backend.Completion{Status: backend.StatusFailed, ExitCode: job.ExitCouldNotRun,
 			Output: backend.CompletionOutput{Stderr: output.AppendNote("", reason)}, Timestamp: deps.Clock.Now()}
-		return deps.Backend.CompleteJob(ctx, jobID, c)
+		err := deps.Backend.CompleteJob(ctx, jobID, c)
+		if err == nil {
+			log.Warn("failed an orphaned job", "job_id", jobID, "reason", reason)
+		}
+		return err
 	}, func(err error) {
 		if err != nil {
 			log.Error("could not fail an orphaned job; will retry", "job_id", jobID, "err", err)
-		} else {
-			log.Warn("failed an orphaned job", "job_id", jobID, "reason", reason)
 		}
 		kit.Send(engine, self, recovered{jobID: jobID, ended: err == nil})
 	})
+}
+
+// orphanReason stops what the executors can find of an orphan and says
+// what became of it. An executor that cannot know where the job ran (SSH
+// without its servers) is named only when the job was one of its own.
+func orphanReason(ctx context.Context, jobID string, execs map[jobspec.Kind]executors.Executor, log *slog.Logger) string {
+	reason := "the orchestrator restarted while the job was running and has no record of it " +
+		"(its journal entry is missing), so how it ended is unknown"
+	var unknown []string
+	for kind, ex := range execs {
+		err := ex.Abandon(ctx, executors.Spec{JobID: jobID})
+		switch {
+		case err == nil:
+		case len(execs) > 1 && errors.Is(err, executors.ErrTargetUnknown):
+			// Not this executor's job, most likely: say nothing of it.
+		default:
+			log.Warn("could not clean up an orphaned job", "job_id", jobID, "executor", kind, "err", err)
+			unknown = append(unknown, string(kind)+": "+err.Error())
+		}
+	}
+	if len(unknown) == 0 {
+		return reason + "; whatever was left of it was stopped"
+	}
+	sort.Strings(unknown)
+	return reason + "; it may still be running where it ran (" + strings.Join(unknown, "; ") + ")"
 }
 
 // finishedMemory outlives any orphan request in flight: the client gives

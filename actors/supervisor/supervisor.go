@@ -67,9 +67,13 @@ type Settings struct {
 	RecentLines    int
 	MaxRestarts    int
 	RestartWindow  time.Duration
-	Poll           poller.Settings
-	Job            job.Settings
-	Logs           logactor.Settings
+	// DetachOnShutdown leaves jobs still running at the end of the
+	// shutdown grace running, for the next start to re-attach to, instead
+	// of stopping them and reporting them failed.
+	DetachOnShutdown bool
+	Poll             poller.Settings
+	Job              job.Settings
+	Logs             logactor.Settings
 }
 
 // Deps are the supervisor's collaborators.
@@ -78,7 +82,10 @@ type Deps struct {
 	Executors map[jobspec.Kind]executors.Executor
 	Clock     kit.Clock
 	Logger    *slog.Logger
-	Observer  Observer // nil: none
+	Observer  Observer        // nil: none
+	Journal   job.Journal     // nil: jobs are not journaled
+	Keeper    logactor.Keeper // nil: output is not kept across restarts
+	Recovery  Recovery        // what the earlier process left
 	Settings  Settings
 }
 
@@ -98,6 +105,9 @@ type state struct {
 	// otherwise end it a second time.
 	finished map[string]time.Time
 	drain    *drainState
+	// recovered says the journal was read: once per process, not per
+	// supervisor restart.
+	journalRecovered bool
 
 	// For the admin API: the supervisor's own start and restarts (it
 	// cannot see its own crash events; its Producer counts them) and the
@@ -145,6 +155,9 @@ func Spawn(engine *actor.Engine, deps Deps) *actor.PID {
 	if deps.Observer == nil {
 		deps.Observer = nopObserver{}
 	}
+	if deps.Journal == nil {
+		deps.Journal = job.NoJournal
+	}
 	st := &state{
 		children:   map[string]*child{},
 		runs:       map[string]*job.Run{},
@@ -152,7 +165,7 @@ func Spawn(engine *actor.Engine, deps Deps) *actor.PID {
 		logStates:  map[string]*logactor.State{},
 		recovering: map[string]bool{},
 		finished:   map[string]time.Time{},
-		pollerSt:   poller.NewState(deps.Settings.Poll.Capacity),
+		pollerSt:   poller.NewState(max(deps.Settings.Poll.Capacity-deps.Recovery.active(), 0)),
 		startedAt:  deps.Clock.Now(),
 	}
 	var instances atomic.Int32
@@ -175,6 +188,10 @@ func (s *Supervisor) Receive(c *actor.Context) {
 		s.engine, s.st.self = c.Engine(), c.PID()
 		// Also after our own restart: the old instance unsubscribed.
 		s.engine.Subscribe(c.PID())
+		if !s.st.journalRecovered {
+			s.st.journalRecovered = true
+			s.recoverJournal(c)
+		}
 		if s.childOfKind(KindPoller) == nil && s.st.drain == nil {
 			s.spawnPoller(c)
 		}
@@ -300,7 +317,7 @@ const callTimeout = 5 * time.Minute
 
 // complete delivers a completion the JobActor could not, off the actor.
 func (s *Supervisor) complete(run *job.Run, c backend.Completion) {
-	engine, self, b, log := s.engine, s.st.self, s.deps.Backend, s.log
+	engine, self, b, log, journal := s.engine, s.st.self, s.deps.Backend, s.log, s.deps.Journal
 	kit.Go(callTimeout, "complete job", func(ctx context.Context) error {
 		return b.CompleteJob(ctx, run.JobID(), c)
 	}, func(err error) {
@@ -309,6 +326,9 @@ func (s *Supervisor) complete(run *job.Run, c backend.Completion) {
 			run.CompleteFailed(err)
 		} else {
 			run.MarkCompleted()
+			if err := journal.Remove(run.JobID()); err != nil {
+				log.Error("could not remove the job's journal entry", "job_id", run.JobID(), "err", err)
+			}
 		}
 		kit.Send(engine, self, recovered{jobID: run.JobID(), ended: err == nil})
 	})

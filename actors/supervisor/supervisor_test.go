@@ -2,7 +2,7 @@ package supervisor
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -103,8 +103,32 @@ func startSupervisor(t *testing.T, b *recordingBackend, execs ...map[jobspec.Kin
 				BackoffInitial: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond, FinalizeTimeout: time.Second},
 			Logs: logactor.Settings{BatchLines: 100, BatchBytes: 1 << 16, BatchInterval: time.Second}},
 	})
-	t.Cleanup(func() { <-engine.Poison(pid).Done() })
+	t.Cleanup(func() {
+		<-engine.Poison(pid).Done()
+		testenv.Idle(t, kit.Calls) // the calls it started end too
+	})
 	return engine, pid
+}
+
+// flush returns once the supervisor has handled everything sent to it
+// before: hollywood handles an actor's messages in the order they were
+// sent, and the supervisor answers ListJobs.
+func flush(t *testing.T, engine *actor.Engine, sup *actor.PID) messages.JobList {
+	t.Helper()
+	v, err := engine.Request(sup, messages.ListJobs{}, testenv.Patience).Result()
+	if err != nil {
+		t.Fatalf("the supervisor did not answer: %v", err)
+	}
+	return v.(messages.JobList)
+}
+
+// settle returns once the supervisor has handled everything sent to it
+// and every backend call it started (failing an orphan, releasing a job)
+// has returned and had its answer handled: a terminal update it was going
+// to send has been sent.
+func settle(t *testing.T, engine *actor.Engine, sup *actor.PID) {
+	t.Helper()
+	testenv.Settle(t, kit.Calls, func() { flush(t, engine, sup) })
 }
 
 // An orphan check answered with rows read before a job finished must not
@@ -115,18 +139,24 @@ func TestStaleOrphanRowsOfFinishedJobsAreIgnored(t *testing.T) {
 	j := backend.Job{ID: "job_1", Execution: backend.Execution{
 		Script: &backend.Script{Type: "BASH", Content: "x"}, Environment: backend.FlexStringMap{"FAKE_LINES": "1"}}}
 	kit.Send(engine, sup, messages.JobsClaimed{Jobs: []backend.Job{j}, ClaimedAt: time.Now()})
-	testenv.Eventually(t, 5*time.Second, "the job's completion", func() bool { n, _ := b.counts("job_1"); return n == 1 })
-	// Let the supervisor process JobFinished, then deliver the stale rows.
-	time.Sleep(50 * time.Millisecond)
+	testenv.Eventually(t, testenv.Patience, "the job's completion", func() bool { n, _ := b.counts("job_1"); return n == 1 })
+	// Once the supervisor has handled JobFinished (the job is no longer
+	// listed), deliver the stale rows.
+	testenv.Eventually(t, testenv.Patience, "the supervisor to learn the job finished", func() bool {
+		return len(flush(t, engine, sup).Jobs) == 0
+	})
 	kit.Send(engine, sup, messages.OrphansFound{Rows: []backend.JobRow{
 		{ID: "job_1", Status: backend.StatusRunning}, {ID: "job_1", Status: backend.StatusClaimed}}})
-	time.Sleep(200 * time.Millisecond)
+	settle(t, engine, sup)
 	if n, r := b.counts("job_1"); n != 1 || r != 0 {
 		t.Fatalf("%d terminal updates and %d releases, want 1 and 0", n, r)
 	}
 	// A genuine orphan is still failed, once.
 	kit.Send(engine, sup, messages.OrphansFound{Rows: []backend.JobRow{{ID: "job_old", Status: backend.StatusRunning}}})
-	testenv.Eventually(t, 5*time.Second, "the orphan failed", func() bool { n, _ := b.counts("job_old"); return n == 1 })
+	settle(t, engine, sup)
+	if n, _ := b.counts("job_old"); n != 1 {
+		t.Fatalf("the orphan had %d terminal updates, want 1", n)
+	}
 }
 
 // Once an orphan is failed, a stale list that still shows it running
@@ -136,10 +166,13 @@ func TestFailedOrphanIsNotFailedTwice(t *testing.T) {
 	engine, sup := startSupervisor(t, b)
 	stale := messages.OrphansFound{Rows: []backend.JobRow{{ID: "job_old", Status: backend.StatusRunning}}}
 	kit.Send(engine, sup, stale)
-	testenv.Eventually(t, 5*time.Second, "the orphan failed", func() bool { n, _ := b.counts("job_old"); return n == 1 })
-	time.Sleep(50 * time.Millisecond)
+	// Failed, and the supervisor has handled the failure's answer.
+	settle(t, engine, sup)
+	if n, _ := b.counts("job_old"); n != 1 {
+		t.Fatalf("the orphan had %d terminal updates, want 1", n)
+	}
 	kit.Send(engine, sup, stale)
-	time.Sleep(200 * time.Millisecond)
+	settle(t, engine, sup)
 	if n, _ := b.counts("job_old"); n != 1 {
 		t.Fatalf("%d terminal updates, want 1", n)
 	}
@@ -150,27 +183,33 @@ func TestFailedOrphanIsNotFailedTwice(t *testing.T) {
 type cannotAbandon struct{ fake.Executor }
 
 func (*cannotAbandon) Abandon(context.Context, executors.Spec) error {
-	return errors.New("its servers are not known to this process")
+	return fmt.Errorf("its servers are not known to this process: %w", executors.ErrTargetUnknown)
 }
 
 // An orphan is failed saying whether what was left of it was stopped,
-// asking only the executor its job type names.
+// asking only the executor its job type names; a job of no known type is
+// not told in the words of an executor that could not know it.
 func TestOrphanReasonSaysWhetherItWasStopped(t *testing.T) {
 	b := newRecordingBackend()
 	engine, sup := startSupervisor(t, b, map[jobspec.Kind]executors.Executor{
 		jobspec.KindContainer: fake.New(), jobspec.KindSSH: &cannotAbandon{}})
 	kit.Send(engine, sup, messages.OrphansFound{Rows: []backend.JobRow{
 		{ID: "job_c", Type: "container", Status: backend.StatusRunning},
-		{ID: "job_s", Type: "ssh", Status: backend.StatusRunning}}})
-	testenv.Eventually(t, 5*time.Second, "both failed", func() bool {
+		{ID: "job_s", Type: "ssh", Status: backend.StatusRunning},
+		{ID: "job_u", Status: backend.StatusRunning}}})
+	testenv.Eventually(t, testenv.Patience, "all failed", func() bool {
 		c, _ := b.counts("job_c")
 		s, _ := b.counts("job_s")
-		return c == 1 && s == 1
+		u, _ := b.counts("job_u")
+		return c == 1 && s == 1 && u == 1
 	})
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if got := b.completed["job_c"].Output.Stderr; !strings.Contains(got, "what was left of it was stopped") {
-		t.Errorf("container orphan: %q", got)
+	for _, id := range []string{"job_c", "job_u"} {
+		if got := b.completed[id].Output.Stderr; !strings.Contains(got, "whatever was left of it was stopped") ||
+			strings.Contains(got, "servers") || strings.Contains(got, "still running") {
+			t.Errorf("%s: %q", id, got)
+		}
 	}
 	if got := b.completed["job_s"].Output.Stderr; !strings.Contains(got, "may still be running") ||
 		strings.Contains(got, "was stopped") {

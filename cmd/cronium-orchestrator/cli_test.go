@@ -81,7 +81,7 @@ func TestStandaloneSubmitFollowAndShutdown(t *testing.T) {
 		if err != nil {
 			t.Fatalf("standalone exited with %v after SIGTERM\nlogs:\n%s", err, logs.String())
 		}
-	case <-time.After(60 * time.Second):
+	case <-time.After(testenv.Patience): // the running job is stopped after the grace period (30s)
 		t.Fatal("standalone did not exit after SIGTERM")
 	}
 }
@@ -90,7 +90,14 @@ func TestStandaloneSubmitFollowAndShutdown(t *testing.T) {
 // returns it, the embedded backend's URL and its log output.
 func startStandalone(t *testing.T, extra ...string) (*exec.Cmd, string, *testenv.SyncBuffer) {
 	t.Helper()
-	args := append([]string{"standalone", "--listen", "127.0.0.1:0", "--data", t.TempDir(),
+	return startStandaloneIn(t, t.TempDir(), extra...)
+}
+
+// startStandaloneIn is startStandalone on the data directory data (its
+// jobs, journal and orchestrator id), as a restarted process finds it.
+func startStandaloneIn(t testing.TB, data string, extra ...string) (*exec.Cmd, string, *testenv.SyncBuffer) {
+	t.Helper()
+	args := append([]string{"standalone", "--listen", "127.0.0.1:0", "--data", data,
 		"--http-listen", "", "--admin-listen", "", "--jobs-poll-interval", "100ms"}, extra...)
 	sa := exec.Command(binary, args...)
 	stdout, err := sa.StdoutPipe()
@@ -106,22 +113,27 @@ func startStandalone(t *testing.T, extra ...string) (*exec.Cmd, string, *testenv
 	return sa, readServerURL(t, stdout), logs
 }
 
-func readServerURL(t *testing.T, r interface{ Read([]byte) (int, error) }) string {
+func readServerURL(t testing.TB, r interface{ Read([]byte) (int, error) }) string {
 	t.Helper()
 	found := make(chan string, 1)
+	// It reads until the process has exited (the cleanup's Wait closes
+	// the pipe), so that the process never blocks on a full pipe.
 	go func() {
 		sc := bufio.NewScanner(r)
 		re := regexp.MustCompile(`embedded backend\s+(http://\S+)`)
 		for sc.Scan() {
 			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
+				select {
+				case found <- m[1]:
+				default:
+				}
 			}
 		}
 	}()
 	select {
 	case u := <-found:
 		return u
-	case <-time.After(30 * time.Second):
+	case <-time.After(testenv.Patience):
 		t.Fatal("standalone printed no backend address")
 		return ""
 	}
@@ -230,27 +242,27 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	t.Cleanup(func() {
 		exec.Command("sh", "-c", "docker rm -f $(docker ps -aq --filter label=cronium.job-id="+id+")").Run()
 	})
-	testenv.Eventually(t, 30*time.Second, "the job to run", func() bool {
+	testenv.Eventually(t, testenv.Patience, "the job to run", func() bool {
 		return strings.Contains(logs.String(), `msg=executing`) && strings.Contains(logs.String(), id)
 	})
 	sa.Process.Signal(syscall.SIGTERM)
-	testenv.Eventually(t, 10*time.Second, "the drain to start", func() bool {
+	testenv.Eventually(t, testenv.Patience, "the drain to start", func() bool {
 		return strings.Contains(logs.String(), "draining")
 	})
 	start := time.Now()
 	sa.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
 	go func() { done <- sa.Wait() }()
+	// Waiting for the job would take its 300s (the grace is 5m); exiting
+	// at once takes well under a minute, however slow the machine.
 	select {
 	case err := <-done:
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 			t.Fatalf("second signal: exit %v, want 1", err)
 		}
-		if took := time.Since(start); took > 5*time.Second {
-			t.Fatalf("exiting took %s", took)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("a second SIGTERM did not end the process")
+		t.Logf("exited %s after the second signal", time.Since(start).Round(time.Millisecond))
+	case <-time.After(time.Minute):
+		t.Fatal("a second SIGTERM did not end the process within a minute")
 	}
 }

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"maps"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cronium/orchestrator/backend"
 	"github.com/cronium/orchestrator/config"
@@ -45,11 +43,15 @@ func find(recs []map[string]any, match func(map[string]any) bool) map[string]any
 // record carries orchestrator_id (newDaemon makes the daemon's logger the
 // default, so hollywood's records too), and a job's logs carry its job
 // and execution ids as fields.
+//
+// The job holds its output after 2 lines until the crash detaches it: the
+// crash lands while it runs.
 func TestLogsAreStructuredWithJobFields(t *testing.T) {
 	logger, logs := captureLogs(t, "json")
 	o := startOps(t, logger)
-	id := o.submit(t, bash(map[string]string{"FAKE_LINES": "20", "FAKE_INTERVAL": "10ms"}))
-	testenv.Eventually(t, 5*time.Second, "the job to run", func() bool { return o.fake.Starts() == 1 })
+	id := o.submit(t, bash(map[string]string{"FAKE_LINES": "20", "FAKE_INTERVAL": "10ms", "FAKE_SLEEP": "1s",
+		"TEST_HOLD_AFTER": "2"}))
+	testenv.Eventually(t, testenv.Patience, "the job to run", func() bool { return o.fake.Starts() == 1 })
 	if _, err := runCmd(runActors, "crash", "supervisor/root/job/"+id, "--admin", o.admin); err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +92,8 @@ func TestLogsAreStructuredWithJobFields(t *testing.T) {
 // page, the CLI's output, and the jobs' own output and error texts.
 // Container jobs run on the scripted fake executor; SSH jobs on the
 // daemon's own SSH executor against a real sshd, one with the right
-// password and one with a wrong one.
+// password and one with a wrong one. The jobs that run hold until the
+// test has looked at the daemon.
 func TestSecretsAreNeverEmitted(t *testing.T) {
 	const envSecret, wrongPassword = "env-secret-9c1f7e2ab4", "ssh-password-5d8e3b6f07"
 	srv := testenv.StartSSHD(t, 0)
@@ -99,10 +102,11 @@ func TestSecretsAreNeverEmitted(t *testing.T) {
 	emitted := map[string]string{}
 
 	o := startOps(t, logger)
-	local := o.submit(t, bash(withEnv(env, "FAKE_LINES", "3", "FAKE_SLEEP", "300ms")))
+	local := o.submit(t, bash(withEnv(env, "FAKE_LINES", "3", "FAKE_SLEEP", "300ms", "TEST_HOLD_AFTER", "2")))
 	failing := o.submit(t, bash(withEnv(env, "FAKE_ERROR", "could not pull the image")))
-	testenv.Eventually(t, 5*time.Second, "the container job to run", func() bool { return o.fake.Starts() == 1 })
+	testenv.Eventually(t, testenv.Patience, "the container job to run", func() bool { return o.fake.Holding() == 1 })
 	o.observe(t, emitted, "fake executor")
+	o.fake.Release()
 	for _, id := range []string{local, failing} {
 		v := o.finished(t, id)
 		emitted["job "+id+" output and error"] = v.Output.Stdout + v.Output.Stderr + v.Result.Error
@@ -118,17 +122,20 @@ func TestSecretsAreNeverEmitted(t *testing.T) {
 	r := startDaemon(t, logger, nil, func(c *config.Config) { c.Docker.Enabled = false; c.SSH.KnownHosts = known })
 	sshJob := func(password string) embedded.SubmitRequest {
 		req := bash(env)
-		req.Script.Content = "echo started; sleep 1"
+		req.Script.Content = "echo started; while [ ! -e /tmp/job-may-end ]; do sleep 0.05; done"
 		req.Servers = []embedded.ServerSpec{{Name: "box", Host: srv.Host, Port: srv.Port, Username: srv.User,
 			Password: secret.Value(password)}}
 		return req
 	}
 	good, bad := r.submit(t, sshJob(srv.Password)), r.submit(t, sshJob(wrongPassword))
-	testenv.Eventually(t, 30*time.Second, "the SSH job to run", func() bool {
-		out, _ := r.store.Output(context.Background(), good)
+	testenv.Eventually(t, testenv.Patience, "the SSH job to run", func() bool {
+		out, _ := r.store.Output(t.Context(), good)
 		return strings.Contains(out.Stdout, "started")
 	})
 	r.observe(t, emitted, "ssh executor")
+	if out, err := srv.Exec("touch /tmp/job-may-end"); err != nil {
+		t.Fatalf("letting the SSH job end: %v %s", err, out)
+	}
 	vGood, vBad := r.finished(t, good), r.finished(t, bad)
 	for _, v := range []embedded.JobView{vGood, vBad} {
 		emitted["job "+v.ID+" output and error"] = v.Output.Stdout + v.Output.Stderr + v.Result.Error

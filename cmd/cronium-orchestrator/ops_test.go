@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"log"
@@ -12,33 +11,34 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cronium/orchestrator/actors/kit"
 	"github.com/cronium/orchestrator/admin"
 	"github.com/cronium/orchestrator/backend"
 	"github.com/cronium/orchestrator/config"
 	"github.com/cronium/orchestrator/daemon"
 	"github.com/cronium/orchestrator/embedded"
 	"github.com/cronium/orchestrator/executors"
-	"github.com/cronium/orchestrator/executors/fake"
 	"github.com/cronium/orchestrator/internal/daemontest"
 	"github.com/cronium/orchestrator/internal/testenv"
 	"github.com/cronium/orchestrator/jobspec"
+	"github.com/cronium/orchestrator/messages"
 )
 
 // The operator's commands (actors, cancel) against a daemon running in
 // this process: embedded backend over HTTP, the scripted fake executor for
-// container and SSH jobs, metrics and admin listeners on free loopback
-// ports.
+// container and SSH jobs (with daemontest's TEST_HOLD_AFTER), metrics and
+// admin listeners on free loopback ports.
 
 type opsDaemon struct {
 	d     *daemon.Daemon
 	store *embedded.Store
-	fake  *fake.Executor // nil when the daemon built its own executors
-	admin string         // admin API URL
+	fake  *daemontest.Fake // nil when the daemon built its own executors
+	admin string           // admin API URL
 }
 
 func startOps(t *testing.T, logger *slog.Logger, opts ...func(*config.Config)) *opsDaemon {
 	t.Helper()
-	f := fake.New()
+	f := daemontest.NewFake()
 	o := startDaemon(t, logger, map[jobspec.Kind]executors.Executor{jobspec.KindContainer: f, jobspec.KindSSH: f},
 		opts...)
 	o.fake = f
@@ -60,21 +60,25 @@ func startDaemon(t *testing.T, logger *slog.Logger, execs map[jobspec.Kind]execu
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	prev := slog.Default()
-	d, err := newDaemon(cfg, daemon.Options{Logger: logger, Executors: execs})
+	// The admin API awaits a crash's restart within AdminTimeout.
+	d, err := newDaemon(cfg, daemon.Options{Logger: logger, Executors: execs, AdminTimeout: testenv.Patience})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { slog.SetDefault(prev) })
-	if err := d.Start(context.Background()); err != nil {
+	if err := d.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = d.Shutdown() })
+	t.Cleanup(func() {
+		_ = d.Shutdown()
+		testenv.Idle(t, kit.Calls) // nothing of the daemon runs on
+	})
 	return &opsDaemon{d: d, store: store, admin: "http://" + d.AdminAddr()}
 }
 
 func (o *opsDaemon) submit(t *testing.T, req embedded.SubmitRequest) string {
 	t.Helper()
-	id, err := o.store.Submit(context.Background(), req)
+	id, err := o.store.Submit(t.Context(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,12 +93,30 @@ func bash(env map[string]string) embedded.SubmitRequest {
 func (o *opsDaemon) finished(t *testing.T, id string) embedded.JobView {
 	t.Helper()
 	var v embedded.JobView
-	testenv.Eventually(t, 10*time.Second, "job "+id+" to finish", func() bool {
+	testenv.Eventually(t, testenv.Patience, "job "+id+" to finish", func() bool {
 		var err error
-		v, err = o.store.Job(context.Background(), id)
+		v, err = o.store.Job(t.Context(), id)
 		return err == nil && v.TerminalUpdates > 0
 	})
 	return v
+}
+
+// forgotten waits until the supervisor has handled the job's end (it no
+// longer lists the job): the backend learns of the end first.
+func (o *opsDaemon) forgotten(t *testing.T, id string) {
+	t.Helper()
+	testenv.Eventually(t, testenv.Patience, "the supervisor to handle the end of job "+id, func() bool {
+		v, err := o.d.Engine().Request(o.d.Supervisor(), messages.ListJobs{}, testenv.Patience).Result()
+		if err != nil {
+			t.Fatalf("the supervisor did not answer: %v", err)
+		}
+		for _, j := range v.(messages.JobList).Jobs {
+			if j.JobID == id {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 func (o *opsDaemon) scrape(t *testing.T) string {
@@ -118,8 +140,8 @@ func runCmd(run func([]string, io.Writer) error, args ...string) (string, error)
 // once the supervisor has counted the restart.
 func TestActorsCommandKillAndCrash(t *testing.T) {
 	o := startOps(t, nil)
-	id := o.submit(t, bash(map[string]string{"FAKE_LINES": "2", "FAKE_SLEEP": "1m"}))
-	testenv.Eventually(t, 5*time.Second, "the job to run", func() bool { return o.fake.Starts() == 1 })
+	id := o.submit(t, bash(map[string]string{"FAKE_LINES": "2", "FAKE_SLEEP": "1h"}))
+	testenv.Eventually(t, testenv.Patience, "the job to run", func() bool { return o.fake.Starts() == 1 })
 	jobPID, logPID := "supervisor/root/job/"+id, "supervisor/root/log/"+id
 
 	out, err := runCmd(runActors, "--admin", o.admin)
@@ -185,8 +207,8 @@ func TestActorsCommandKillAndCrash(t *testing.T) {
 
 func TestCancelCommand(t *testing.T) {
 	o := startOps(t, nil)
-	id := o.submit(t, bash(map[string]string{"FAKE_LINES": "1", "FAKE_SLEEP": "1m"}))
-	testenv.Eventually(t, 5*time.Second, "the job to run", func() bool { return o.fake.Starts() == 1 })
+	id := o.submit(t, bash(map[string]string{"FAKE_LINES": "1", "FAKE_SLEEP": "1h"}))
+	testenv.Eventually(t, testenv.Patience, "the job to run", func() bool { return o.fake.Starts() == 1 })
 	out, err := runCmd(runCancel, "--admin", o.admin, id)
 	if err != nil || !strings.Contains(out, "cancel requested") {
 		t.Fatalf("cancel: %v %s", err, out)
@@ -195,6 +217,7 @@ func TestCancelCommand(t *testing.T) {
 	if v.Status != backend.StatusCancelled || !strings.Contains(v.Output.Stderr, "admin API") {
 		t.Errorf("status %s, stderr %q", v.Status, v.Output.Stderr)
 	}
+	o.forgotten(t, id)
 	if _, err := runCmd(runCancel, id, "--admin", o.admin); err == nil || !strings.Contains(err.Error(), "no such job") {
 		t.Errorf("cancelling a finished job: %v", err)
 	}

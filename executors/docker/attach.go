@@ -25,11 +25,14 @@ func (x *execution) start(ctx context.Context) (*session, error) {
 		return err
 	}, hj.Close)
 	x.timings.SetupCompleted = time.Now()
-	x.timings.ExecStarted = x.timings.SetupCompleted
 	if err := x.startContainer(ctx); err != nil {
 		output.close(0)
 		return nil, x.discard(ctx, err)
 	}
+	// The job's timeout runs from here: a busy engine can take seconds to
+	// create and start a container, and that is not the script's time.
+	x.timings.ExecStarted = time.Now()
+	x.out.NotifyStarted()
 	output.feed(func() { x.sendFiles(hj) })
 	return &session{output: output, wait: x.e.startWait(ctx, x.id)}, nil
 }

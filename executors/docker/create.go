@@ -86,7 +86,7 @@ func (e *Executor) plan(spec executors.Spec) (*plan, error) {
 			User:         e.opts.User,
 			Env:          env,
 			WorkingDir:   workDir,
-			Entrypoint:   []string{"/bin/sh", "-c", bootstrap, "cronium-bootstrap", dir},
+			Entrypoint:   []string{"/bin/sh", "-c", bootstrap, "cronium-bootstrap", dir, backstop(spec.Timeout, e.opts.StopGrace)},
 			Cmd:          cmd,
 			Labels:       e.labels(spec),
 			AttachStdin:  true,

@@ -152,8 +152,15 @@ func (w outWriter) Write(p []byte) (int, error) {
 // waitFor waits until cond holds for stdout and stderr.
 func (o *output) waitFor(t *testing.T, what string, cond func(stdout, stderr []byte) bool) {
 	t.Helper()
-	deadline := time.NewTimer(30 * time.Second)
-	defer deadline.Stop()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := o.await(ctx, cond); err != nil {
+		t.Fatalf("timed out waiting for %s; have stdout %q", what, truncate(o.stdout.Bytes(), 200))
+	}
+}
+
+// await waits until cond holds for stdout and stderr, or ctx ends.
+func (o *output) await(ctx context.Context, cond func(stdout, stderr []byte) bool) error {
 	for {
 		o.mu.Lock()
 		ok := cond(o.bufs[0].Bytes(), o.bufs[1].Bytes())
@@ -163,12 +170,12 @@ func (o *output) waitFor(t *testing.T, what string, cond func(stdout, stderr []b
 		ch := o.changed
 		o.mu.Unlock()
 		if ok {
-			return
+			return nil
 		}
 		select {
 		case <-ch:
-		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s; have stdout %q", what, truncate(o.stdout.Bytes(), 200))
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }

@@ -19,20 +19,27 @@ func TestRunLeavesNoGoroutines(t *testing.T) {
 	d := newDockerEnv(t)
 	before := runtime.NumGoroutine()
 	e := d.executor(func(o *Options) { o.Logger = nil })
-	ctx := context.Background()
+	ctx := t.Context()
 
 	if _, err := e.Run(ctx, d.spec(executors.Bash, "echo ok"), executors.Output{}); err != nil {
 		t.Fatal(err)
 	}
+	// Cancel and detach a running script, not one still being set up.
 	cancelled, cancel := context.WithCancelCause(ctx)
-	time.AfterFunc(300*time.Millisecond, func() { cancel(executors.ErrCancelled) })
-	if res, err := e.Run(cancelled, d.spec(executors.Bash, "sleep 60"), executors.Output{}); err != nil || !res.Cancelled {
+	o := newOutput()
+	wait := runAsync(t, cancelled, e, d.spec(executors.Bash, "echo start; sleep 600"), o.writers())
+	o.stdout.waitContains(t, "start\n")
+	cancel(executors.ErrCancelled)
+	if res, err := wait(); err != nil || !res.Cancelled {
 		t.Fatalf("cancel: %+v, %v", res, err)
 	}
-	spec := d.spec(executors.Bash, "sleep 60")
+	spec := d.spec(executors.Bash, "echo start; sleep 600")
 	detached, detach := context.WithCancelCause(ctx)
-	time.AfterFunc(300*time.Millisecond, func() { detach(executors.ErrDetached) })
-	if _, err := e.Run(detached, spec, executors.Output{}); !errors.Is(err, executors.ErrDetached) {
+	o = newOutput()
+	wait = runAsync(t, detached, e, spec, o.writers())
+	o.stdout.waitContains(t, "start\n")
+	detach(executors.ErrDetached)
+	if _, err := wait(); !errors.Is(err, executors.ErrDetached) {
 		t.Fatalf("detach: %v", err)
 	}
 	if err := e.Abandon(ctx, spec); err != nil {
@@ -40,7 +47,7 @@ func TestRunLeavesNoGoroutines(t *testing.T) {
 	}
 	_ = e.Close()
 
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -77,6 +77,10 @@ func (x *execution) setup(ctx context.Context) (*session, error) {
 			if s != nil || err != nil {
 				return s, x.setupFailed(ctx, err)
 			}
+			if x.spec.Resume.Started {
+				return nil, fmt.Errorf("%w: its container %s is gone: it was removed while no orchestrator "+
+					"followed it, so how the script ended is unknown", executors.ErrNotResumable, x.plan.name)
+			}
 		}
 		err := x.createContainer(ctx)
 		if errors.Is(err, errNameInUse) {

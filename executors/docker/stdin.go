@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"fmt"
 	"io"
+	"math"
+	"strconv"
 	"time"
 )
 
@@ -11,9 +13,15 @@ import (
 // and dash all run it). The script arrives as a tar on stdin rather than in
 // argv or env, which the kernel limits in size, or through the archive API,
 // which refuses read-only root filesystems and runs before the tmpfs is
-// mounted. $1 is the directory to start in, the rest the interpreter argv.
-// The interpreter gets /dev/null as stdin, so a script reading stdin sees
-// EOF instead of what is left of the tar.
+// mounted. $1 is the directory to start in, $2 the backstop in whole
+// seconds (0: none), the rest the interpreter argv. The interpreter gets
+// /dev/null as stdin, so a script reading stdin sees EOF instead of what is
+// left of the tar.
+//
+// The backstop kills the script when nobody else did: the executor stops
+// it at its timeout, but a container left running by an orchestrator that
+// never comes back would otherwise run forever. It needs timeout(1)
+// (coreutils or busybox); an image without it runs unguarded.
 const bootstrap = `set -e
 mkdir -p ` + filesDir + `
 if ! tar -x -f - -C ` + filesDir + `; then
@@ -22,9 +30,26 @@ if ! tar -x -f - -C ` + filesDir + `; then
 fi
 mkdir -p "$1"
 cd "$1"
-shift
+limit=$2
+shift 2
+if [ "$limit" != 0 ] && command -v timeout >/dev/null 2>&1; then
+	exec timeout -s KILL "$limit" "$@" </dev/null
+fi
 exec "$@" </dev/null
 `
+
+// backstopSlack keeps the container's own deadline behind the executor's
+// (timeout, SIGTERM, grace, SIGKILL), so that an attached executor always
+// stops the script first and reports why.
+const backstopSlack = 5 * time.Second
+
+// backstop is the bootstrap's $2 for a job with timeout and stop grace.
+func backstop(timeout, grace time.Duration) string {
+	if timeout <= 0 {
+		return "0"
+	}
+	return strconv.FormatInt(int64(math.Ceil((timeout + grace + backstopSlack).Seconds())), 10)
+}
 
 // tarRecord is tar's default blocking: GNU tar reads whole records, so a
 // stream padded to one needs no EOF to end, even if closing stdin fails.

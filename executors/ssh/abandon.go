@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 
 	"github.com/cronium/orchestrator/executors"
@@ -66,29 +65,6 @@ func (e *Executor) abandonServer(ctx context.Context, srv executors.Server, tag 
 
 // abandonOver is abandonServer on a slot the caller holds.
 func (e *Executor) abandonOver(ctx context.Context, l *lease, srv executors.Server, tag string) error {
-	sess, err := l.newSession()
-	if err != nil {
-		return errorf(ErrConnLost, "ssh: %s: %v", srv.Label(), err)
-	}
-	defer l.endSession(sess)
-	stdout, diag := limitedBuffer{max: stepOutputMax}, limitedBuffer{}
-	sess.Stdout, sess.Stderr = &stdout, &diag
-	cmd, sync := remoteCommand(spoolVars(e.opts, tag), "abandon")
-	done := make(chan error, 1)
-	go func() { done <- sess.Run(cmd) }()
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		_ = sess.Close()
-		<-done
-		return fmt.Errorf("ssh: abandon on %s: %w", srv.Label(), context.Cause(ctx))
-	}
-	fr, ferr := newFrameReader(strings.NewReader(stdout.String()), sync).next()
-	if ferr == nil && fr.kind == 'D' {
-		return nil
-	}
-	if err == nil {
-		err = fmt.Errorf("no confirmation (%v)", ferr)
-	}
-	return fmt.Errorf("%w: abandon on %s: %v%s", ErrRemote, srv.Label(), err, diag.suffix())
+	_, err := runStep(ctx, l, srv, spoolVars(e.opts, tag), "abandon", nil)
+	return err
 }

@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"syscall"
+
+	"github.com/cronium/orchestrator/executors"
 )
 
 // One sentinel per failure class. Messages built around them name the
@@ -34,7 +36,7 @@ var (
 	// ErrServersUnknown means Abandon was given no servers (an orphan of
 	// an earlier process, whose servers were not recorded): nothing could
 	// be stopped.
-	ErrServersUnknown = errors.New("ssh: servers unknown")
+	ErrServersUnknown = fmt.Errorf("ssh: servers unknown: %w", executors.ErrTargetUnknown)
 )
 
 // HostKeyError is a refused host key. It unwraps to ErrHostKeyUnknown or

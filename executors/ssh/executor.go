@@ -71,7 +71,8 @@ func (e *Executor) Run(ctx context.Context, spec executors.Spec, out executors.O
 	if len(spec.Servers) > 1 {
 		return e.runMulti(ctx, spec, out)
 	}
-	return e.runTarget(ctx, spec, &target{srv: spec.Servers[0], executionID: spec.ExecutionID, resume: spec.Resume}, out)
+	return e.runTarget(ctx, spec, &target{srv: spec.Servers[0], executionID: spec.ExecutionID,
+		jobExecutionID: spec.ExecutionID, resume: spec.Resume}, out)
 }
 
 func validate(spec executors.Spec) error {

@@ -46,7 +46,16 @@ func sharedSSHD(t testing.TB) *testenv.SSHD {
 	return shared.s
 }
 
-// testOptions are small timeouts so that failure paths run in seconds.
+// testOptions are options whose timeouts a loaded machine cannot run into
+// on a path that should succeed: a test's verdict must not depend on how
+// fast the machine is. A test about a failure path (a handshake timeout, a
+// frozen peer, a resumed run that gives up) sets the short value it is
+// about itself, and asserts on the behaviour, not on wall-clock speed.
+//
+// The keepalive window is 10s: a live connection whose sshd is starved of
+// CPU for a moment must not be declared dead (a 750ms window did that to
+// busy connections). A server that goes away (sshd killed) closes the
+// socket, which is noticed at once, without a keepalive.
 func testOptions(t testing.TB, s *testenv.SSHD) Options {
 	kh := filepath.Join(t.TempDir(), "known_hosts")
 	if s != nil {
@@ -55,17 +64,24 @@ func testOptions(t testing.TB, s *testenv.SSHD) Options {
 		}
 	}
 	return Options{
-		KnownHosts:          kh,
-		DialTimeout:         2 * time.Second,
-		HandshakeTimeout:    3 * time.Second,
-		KeepaliveInterval:   250 * time.Millisecond,
-		KeepaliveMaxMissed:  3,
-		IdleTimeout:         5 * time.Second,
-		BreakerFailures:     3,
-		BreakerOpenTimeout:  time.Second,
-		ReconnectBackoffMax: 3 * time.Second,
-		StopGrace:           time.Second,
-		Logger:              slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		KnownHosts:         kh,
+		DialTimeout:        10 * time.Second,
+		HandshakeTimeout:   15 * time.Second,
+		KeepaliveInterval:  2 * time.Second,
+		KeepaliveMaxMissed: 5,
+		// Connections stay pooled for the whole test unless it is about
+		// idle connections (and sets its own).
+		IdleTimeout:        time.Minute,
+		BreakerFailures:    3,
+		BreakerOpenTimeout: 5 * time.Second,
+		// A resumed run that expects the server back keeps trying for
+		// long enough to wait out a slow sshd restart.
+		ReconnectBackoffMax: 30 * time.Second,
+		// The stop grace only delays KILL (the remote side counts at least
+		// this long): a slow machine makes it longer, never shorter, and no
+		// test expects a job to finish within it.
+		StopGrace: time.Second,
+		Logger:    slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 }
 
@@ -142,7 +158,7 @@ func (c *capture) output() executors.Output {
 
 func run(t *testing.T, e *Executor, spec executors.Spec) (executors.Result, *capture, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testenv.Patience)
 	defer cancel()
 	var c capture
 	res, err := e.Run(ctx, spec, c.output())
@@ -164,8 +180,8 @@ type outcome struct {
 func runUntil(t *testing.T, e *Executor, spec executors.Spec, c *capture, cond func() bool,
 	act func(cancel context.CancelCauseFunc)) outcome {
 	t.Helper()
-	parent, cancel := context.WithCancelCause(context.Background())
-	ctx, stop := context.WithTimeout(parent, 60*time.Second)
+	parent, cancel := context.WithCancelCause(t.Context())
+	ctx, stop := context.WithTimeout(parent, testenv.Patience)
 	defer stop()
 	done := make(chan outcome, 1)
 	go func() {
@@ -179,7 +195,7 @@ func runUntil(t *testing.T, e *Executor, spec executors.Spec, c *capture, cond f
 			<-done
 		}
 	}()
-	testenv.Eventually(t, 10*time.Second, "the moment to act", func() bool {
+	testenv.Eventually(t, testenv.Patience, "the moment to act", func() bool {
 		select {
 		case o := <-done:
 			returned = true

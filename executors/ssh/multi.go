@@ -70,14 +70,14 @@ func (e *Executor) runOneOfMany(ctx context.Context, spec executors.Spec, i int,
 	name := srv.Label()
 	po := &prefixer{sink: sink, prefix: "[" + name + "] ", pending: sp.pendOut}
 	pe := &prefixer{sink: sink, stderr: true, prefix: "[" + name + "] ", pending: sp.pendErr}
-	t := &target{srv: srv, executionID: executors.ServerExecutionID(spec.ExecutionID, i),
+	t := &target{srv: srv, executionID: executors.ServerExecutionID(spec.ExecutionID, i), jobExecutionID: spec.ExecutionID,
 		resume: executors.Resume{Resuming: spec.Resume.Resuming || sp.started, StdoutBytes: sp.stdout, StderrBytes: sp.stderr}}
 	sp.started = true
 	// The script sees its server's execution id: that is its record.
 	sub := spec
 	sub.ExecutionID = t.executionID
 	res, err := e.runTarget(ctx, sub, t, executors.Output{
-		Stdout: io.MultiWriter(po, &sp.tailOut), Stderr: io.MultiWriter(pe, &sp.tailErr)})
+		Stdout: io.MultiWriter(po, &sp.tailOut), Stderr: io.MultiWriter(pe, &sp.tailErr), Started: sink.started})
 	sp.stdout, sp.stderr = t.stdout, t.stderr
 	sp.pendOut, sp.pendErr = bytes.Clone(po.pending), bytes.Clone(pe.pending)
 	if err != nil && (executors.IsRetryable(err) || errors.Is(err, executors.ErrDetached)) {
@@ -169,10 +169,14 @@ func (e *Executor) dropProgress(executionID string) {
 
 // multiSink serialises whole lines of all servers into the job's output.
 type multiSink struct {
-	mu  sync.Mutex
-	out executors.Output
-	mp  *multiProgress
+	mu          sync.Mutex
+	out         executors.Output
+	mp          *multiProgress
+	startedOnce sync.Once
 }
+
+// started reports the job started when its first server launched it.
+func (s *multiSink) started() { s.startedOnce.Do(s.out.NotifyStarted) }
 
 func (s *multiSink) write(stderr bool, b []byte) error {
 	s.mu.Lock()

@@ -61,6 +61,11 @@ type Options struct {
 	// RemoteSpoolDir holds each running job's spool on the server. An
 	// absolute path without whitespace or shell metacharacters.
 	RemoteSpoolDir string
+	// OrchestratorID is written into every spool, so that RemoveDangling
+	// can tell this orchestrator's spools from those of others sharing
+	// the server and user; without it spools carry no owner and are never
+	// reconciled.
+	OrchestratorID string
 
 	Logger   *slog.Logger
 	Observer Observer
@@ -91,7 +96,7 @@ func (nopObserver) BreakerChanged(string, string, string) {}
 // OptionsFromConfig maps the ssh section of the configuration, and the
 // job-wide stop grace, to Options. Logger and Observer are left to the
 // caller.
-func OptionsFromConfig(c config.Config) Options {
+func OptionsFromConfig(c config.Config, orchestratorID string) Options {
 	s := c.SSH
 	return Options{
 		KnownHosts:          s.KnownHosts,
@@ -110,12 +115,13 @@ func OptionsFromConfig(c config.Config) Options {
 		ReconnectBackoffMax: s.ReconnectBackoffMax,
 		StopGrace:           c.Jobs.StopGrace,
 		RemoteSpoolDir:      s.RemoteSpoolDir,
+		OrchestratorID:      orchestratorID,
 	}
 }
 
 // withDefaults fills zero values and validates the rest.
 func (o Options) withDefaults() (Options, error) {
-	d := OptionsFromConfig(config.Default())
+	d := OptionsFromConfig(config.Default(), "")
 	if o.HostKeyPolicy == "" {
 		o.HostKeyPolicy = d.HostKeyPolicy
 	}

@@ -1,6 +1,7 @@
 package ssh
 
 import (
+	"cmp"
 	"context"
 	"net"
 	"slices"
@@ -72,7 +73,11 @@ type conn struct {
 	client   *ssh.Client
 	sessions int
 	idle     *time.Timer
-	gone     bool
+	// idleSince is when the last job slot on the connection was released;
+	// zero while a job holds one. A background slot (tryAcquire) keeps it,
+	// so that background work does not keep an idle connection open.
+	idleSince time.Time
+	gone      bool
 	// done is closed once the connection is out of the pool.
 	done chan struct{}
 }
@@ -141,6 +146,45 @@ func (p *pool) acquire(ctx context.Context, srv executors.Server, bypassBreaker 
 	}
 }
 
+// tryAcquire takes a background slot for srv on a connection that is open
+// and has room. It never dials and never waits: background work must not
+// compete with jobs for connections.
+func (p *pool) tryAcquire(srv executors.Server) *lease {
+	key := poolKey{srv.Address(), srv.Username, credentialID(srv)}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e := p.entries[key]
+	if p.closed || e == nil {
+		return nil
+	}
+	c := p.freeConn(e)
+	if c == nil {
+		return nil
+	}
+	p.takeBackground(c)
+	return &lease{p: p, c: c}
+}
+
+// live lists, once per address and user, a server the pool has an open
+// connection to, with the credentials of that connection.
+func (p *pool) live() []executors.Server {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	seen := map[[2]string]bool{}
+	var out []executors.Server
+	for _, e := range p.entries {
+		k := [2]string{e.key.addr, e.key.user}
+		if len(e.conns) > 0 && !seen[k] {
+			seen[k] = true
+			out = append(out, e.srv)
+		}
+	}
+	slices.SortFunc(out, func(a, b executors.Server) int {
+		return cmp.Or(cmp.Compare(a.Address(), b.Address()), cmp.Compare(a.Username, b.Username))
+	})
+	return out
+}
+
 func (p *pool) entryFor(key poolKey, srv executors.Server) *entry {
 	e := p.entries[key]
 	if e == nil {
@@ -187,6 +231,12 @@ func (p *pool) freeConn(e *entry) *conn {
 }
 
 func (p *pool) take(c *conn) {
+	c.idleSince = time.Time{}
+	p.takeBackground(c)
+}
+
+// takeBackground takes a slot on c that does not count as use of it.
+func (p *pool) takeBackground(c *conn) {
 	c.sessions++
 	if c.idle != nil {
 		c.idle.Stop()
@@ -321,7 +371,10 @@ func (p *pool) release(c *conn) {
 		return
 	}
 	if c.sessions == 0 {
-		c.idle = time.AfterFunc(p.opts.IdleTimeout, func() { p.closeIdle(c) })
+		if c.idleSince.IsZero() {
+			c.idleSince = time.Now()
+		}
+		c.idle = time.AfterFunc(p.opts.IdleTimeout-time.Since(c.idleSince), func() { p.closeIdle(c) })
 	}
 	c.e.s.notify()
 }

@@ -18,7 +18,9 @@ import (
 //	H                     heartbeat while the job is silent
 //	X <status> <how>      the job ended: how is exit, timeout, cancelled
 //	S <dir>               (setup) the job was launched
-//	D                     (abandon) done
+//	C <name> <execution>  (dangling) an ended spool of this orchestrator
+//	R <name>              (sweep) the spool was removed
+//	D                     (abandon, dangling, sweep) done
 type frame struct {
 	kind byte
 	args []string
@@ -75,7 +77,7 @@ func (f *frameReader) next() (frame, error) {
 		}
 	case 'F':
 		fr.args = []string{strings.TrimSpace(line[1:])}
-	case 'A', 'N', 'H', 'X', 'S', 'D':
+	case 'A', 'N', 'H', 'X', 'S', 'D', 'C', 'R':
 	default:
 		return frame{}, fmt.Errorf("%w: unknown frame %q", ErrRemote, truncate(line, 80))
 	}

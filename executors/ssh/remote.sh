@@ -6,6 +6,9 @@
 # Spool layout ($d = $base/cronium-<job>.<execution>.XXXXXX, mode 0700, made
 # by mktemp -d; $tag is <job>.<execution>, or <job>.* to abandon a job):
 #   lib.sh env script.*  written by setup; env is removed once sourced
+#   owner                "<orchestrator> <execution>", both hex, written first
+#                        by setup when the client has an orchestrator id; the
+#                        execution is the one the job knows (reconcile.go)
 #   launched/            mkdir'ed by whoever may launch: exactly one winner
 #   wpid pgid start      the wrapper's pid, the job's process group and its
 #                        start time (epoch s)
@@ -103,6 +106,7 @@ setup() {
 	[ -d "$base" ] || fail "spool directory $base does not exist on the server"
 	IFS= read -r envb64 || fail "upload failed"
 	d=$(mktemp -d "$base/cronium-$tag.XXXXXX") || fail "cannot create a spool directory in $base"
+	{ [ -z "$owner" ] || printf '%s %s\n' "$owner" "$owner_exec" >"$d/owner"; } || fail "cannot write to $d"
 	printf '%s\n' "$p" >"$d/lib.sh"
 	printf '%s' "$envb64" | base64 -d >"$d/env" || fail "environment upload failed"
 	cat >"$d/$script" || fail "upload failed"
@@ -176,17 +180,24 @@ elapsed() {
 	esac
 }
 
+# wrapper_gone tells whether the wrapper has died; not while it has yet to
+# write its pid. /proc tells the wrapper from a process that reused its pid.
+wrapper_gone() {
+	w=$(cat "$d/wpid" 2>/dev/null)
+	case $w in '' | *[!0-9]*) return 1 ;; esac
+	if [ -d /proc/$$ ]; then
+		! grep -qF "$d/lib.sh" "/proc/$w/cmdline" 2>/dev/null
+	else
+		! kill -s 0 "$w" 2>/dev/null
+	fi
+}
+
 # lost_wrapper notices a wrapper that died without recording a status (the
 # server rebooted with a persistent spool, the OOM killer, kill -9): it
 # stops what is left of the job and records 255, "lost", so that nobody
-# waits forever. /proc tells the wrapper from a process that reused its pid.
+# waits forever.
 lost_wrapper() {
-	w=$(cat "$d/wpid" 2>/dev/null) || return 0
-	if [ -d /proc/$$ ]; then
-		grep -qF "$d/lib.sh" "/proc/$w/cmdline" 2>/dev/null && return 0
-	else
-		kill -s 0 "$w" 2>/dev/null && return 0
-	fi
+	wrapper_gone || return 0
 	[ -f "$d/status" ] && return 0
 	stop_job lost
 	[ -f "$d/status" ] || printf '255\n' >"$d/status"
@@ -274,6 +285,43 @@ abandon() {
 			wait_status
 		fi
 		rm -rf -- "$d"
+	done
+	printf 'D\n'
+}
+
+# ours tells whether $d is a launched spool of this orchestrator ($owner)
+# and sets x to the execution its owner file names. A spool without
+# launched/ may be a setup in progress.
+ours() {
+	[ -n "$owner" ] && [ -d "$d" ] && [ ! -L "$d" ] && [ -O "$d" ] && [ -d "$d/launched" ] &&
+		[ -f "$d/owner" ] && read -r o x <"$d/owner" && [ "$o" = "$owner" ]
+}
+
+# dangling lists this orchestrator's spools whose job has ended, or whose
+# wrapper died without saying how it ended, as "C <name> <execution>"
+# frames, then D. It changes nothing: the client decides which are owned.
+dangling() {
+	for d in $(spools); do
+		ours || continue
+		[ -f "$d/status" ] || wrapper_gone || continue
+		printf 'C %s %s\n' "${d##*/}" "$x"
+	done
+	printf 'D\n'
+}
+
+# sweep removes the spools named on stdin (names dangling printed), one per
+# line, each after checking again that it is ours and ended; a lost
+# wrapper's job is stopped first, as follow would. It prints "R <name>"
+# for each removed, then D. (Not n: stop_job counts with it.)
+sweep() {
+	while IFS= read -r sp; do
+		case $sp in cronium-*) ;; *) continue ;; esac
+		case $sp in *[!A-Za-z0-9._-]*) continue ;; esac
+		d=$base/$sp
+		ours || continue
+		[ -f "$d/status" ] || lost_wrapper
+		[ -f "$d/status" ] || continue
+		rm -rf -- "$d" && printf 'R %s\n' "$sp"
 	done
 	printf 'D\n'
 }

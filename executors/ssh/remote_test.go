@@ -61,7 +61,7 @@ done`)
 	if !errors.Is(o.err, executors.ErrDetached) {
 		t.Fatalf("detach: err = %v", o.err)
 	}
-	if err := e.Abandon(context.Background(), spec); err != nil {
+	if err := e.Abandon(t.Context(), spec); err != nil {
 		t.Fatalf("abandon: %v", err)
 	}
 	assertNoJobProcess(t, s, "sleep 381")
@@ -110,7 +110,7 @@ func TestSetupFailureRemovesSpool(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			spec := bashSpec(t, script, keyServer(s))
-			l, err := e.pool.acquire(context.Background(), keyServer(s), false)
+			l, err := e.pool.acquire(t.Context(), keyServer(s), false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -175,10 +175,18 @@ func TestWatchdogEnforcesTimeoutWhileDisconnected(t *testing.T) {
 	if conns, _ := obs.open(); conns != 0 {
 		t.Fatalf("%d connections still open", conns)
 	}
-	if !strings.Contains(jobProcesses(t, s), "sleep 391") {
-		t.Fatal("the job is not running after the detach")
-	}
-	testenv.Eventually(t, spec.Timeout+opts.StopGrace+5*time.Second, "the watchdog to stop the job", func() bool {
+	// The job outlived the detach and the Close: it is running, or (on a
+	// machine slow enough that its timeout came first) its watchdog has
+	// stopped it, which only a job still running gets. A job that died
+	// otherwise has its status and no "timeout" stop reason.
+	testenv.Eventually(t, testenv.Patience, "the job to run on, or be stopped by its watchdog", func() bool {
+		if strings.Contains(jobProcesses(t, s), "sleep 391") {
+			return true
+		}
+		stopped, _ := s.Exec("cat /tmp/cronium-" + spoolTag(spec.JobID, spec.ExecutionID) + ".*/stopped 2>/dev/null")
+		return strings.TrimSpace(stopped) == "timeout"
+	})
+	testenv.Eventually(t, spec.Timeout+opts.StopGrace+testenv.Patience, "the watchdog to stop the job", func() bool {
 		return !strings.Contains(jobProcesses(t, s), "sleep 391")
 	})
 	if d := time.Since(start); d < spec.Timeout {
@@ -212,7 +220,7 @@ func TestInsecureIgnoreWarns(t *testing.T) {
 		if res, _, err := run(t, e, bashSpec(t, "true", keyServer(s))); err != nil || !res.Succeeded() {
 			t.Fatalf("res=%+v err=%v", res, err)
 		}
-		testenv.Eventually(t, 3*time.Second, "the idle connection to close", func() bool {
+		testenv.Eventually(t, testenv.Patience, "the idle connection to close", func() bool {
 			conns, _ := obs.open()
 			return conns == 0
 		})

@@ -24,7 +24,11 @@ import (
 type target struct {
 	srv         executors.Server
 	executionID string // names the spool on the server
-	resume      executors.Resume
+	// jobExecutionID is the execution id the job knows, which executionID
+	// extends per server for a multi-server job: the spool's owner file
+	// names it (see reconcile.go).
+	jobExecutionID string
+	resume         executors.Resume
 	// stdout and stderr count the bytes delivered so far, starting from
 	// the resume offsets: the offsets a later Run resumes from.
 	stdout, stderr int64
@@ -40,6 +44,7 @@ type remoteRun struct {
 	l    *lease
 
 	stdout, stderr io.Writer
+	started        func() // reports the launch (Output.Started)
 	res            executors.Result
 }
 
@@ -53,9 +58,10 @@ func (e *Executor) runTarget(ctx context.Context, spec executors.Spec, t *target
 	t.stdout, t.stderr = t.resume.StdoutBytes, t.resume.StderrBytes
 	r := &remoteRun{
 		e: e, spec: spec, t: t, tag: spoolTag(spec.JobID, t.executionID),
-		log:    e.opts.Logger.With("execution_id", t.executionID, "server", t.srv.Label()),
-		stdout: &counter{w: orDiscard(out.Stdout), n: &t.stdout},
-		stderr: &counter{w: orDiscard(out.Stderr), n: &t.stderr},
+		log:     e.opts.Logger.With("execution_id", t.executionID, "server", t.srv.Label()),
+		stdout:  &counter{w: orDiscard(out.Stdout), n: &t.stdout},
+		stderr:  &counter{w: orDiscard(out.Stderr), n: &t.stderr},
+		started: out.NotifyStarted,
 	}
 	r.res.Timings.SetupStarted = time.Now()
 	if ctx.Err() != nil {
@@ -72,7 +78,7 @@ func (e *Executor) runTarget(ctx context.Context, spec executors.Spec, t *target
 		if found || err != nil {
 			return res, err
 		}
-		if _, ran := e.launched.Load(t.executionID); ran || t.stdout > 0 || t.stderr > 0 {
+		if _, ran := e.launched.Load(t.executionID); ran || t.resume.Started || t.stdout > 0 || t.stderr > 0 {
 			return res, fmt.Errorf("%w: execution %s ran on %s but its spool is gone (server rebooted, or the spool "+
 				"was removed); it is not started again", executors.ErrNotResumable, t.executionID, t.srv.Label())
 		}
@@ -150,6 +156,7 @@ func (r *remoteRun) setup(l *lease) error {
 	switch {
 	case err == nil && fr.kind == 'S':
 		r.e.launched.Store(r.t.executionID, struct{}{})
+		r.started()
 		r.log.Debug("ssh: job launched", "spool", strings.Join(fr.args, " "))
 		return nil
 	case err == nil && fr.kind == 'F':
@@ -177,6 +184,7 @@ func (r *remoteRun) bundle() ([]byte, [][2]string) {
 	b.WriteString(base64.StdEncoding.EncodeToString(env) + "\n")
 	b.WriteString(sc.Content)
 	vars := append(spoolVars(r.e.opts, r.tag), jobVars(sc.Language, sc.WorkDir, name, r.spec.Timeout)...)
+	vars = append(vars, ownerVars(r.e.opts.OrchestratorID, r.t.jobExecutionID)...)
 	vars = append(vars, [2]string{"nscript", fmt.Sprint(len(sc.Content))})
 	return b.Bytes(), vars
 }

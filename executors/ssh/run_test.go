@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cronium/orchestrator/executors"
+	"github.com/cronium/orchestrator/internal/testenv"
 )
 
 func TestExitCodeAndStreams(t *testing.T) {
@@ -136,7 +137,8 @@ while :; do sleep 1; done`
 func TestTimeoutKillsProcessGroup(t *testing.T) {
 	t.Parallel()
 	s := sharedSSHD(t)
-	e := newExecutor(t, testOptions(t, s))
+	opts := testOptions(t, s)
+	e := newExecutor(t, opts)
 	spec := bashSpec(t, stubbornScript, keyServer(s))
 	spec.Timeout = time.Second
 	start := time.Now()
@@ -144,9 +146,19 @@ func TestTimeoutKillsProcessGroup(t *testing.T) {
 	if err != nil || !res.TimedOut || res.Succeeded() || c.stdout.String() != "started\n" {
 		t.Fatalf("res=%+v err=%v stdout=%q", res, err, c.stdout.String())
 	}
-	// timeout 1s + grace 1s (TERM is ignored, so KILL).
-	if d := time.Since(start); d < 2*time.Second || d > 5*time.Second {
-		t.Fatalf("took %s", d)
+	// Timeout 1s + grace 1s (TERM is ignored, so KILL): never sooner.
+	d := time.Since(start)
+	t.Logf("timed out and killed after %s (timeout %s, grace %s)", d.Round(time.Millisecond), spec.Timeout, opts.StopGrace)
+	if d < spec.Timeout+opts.StopGrace {
+		t.Fatalf("took %s: the grace was not honoured", d)
+	}
+	// The remote watchdog stopped it, not the client's backstop, which
+	// fires stopSlack after the job should have been killed, measured from
+	// ExecStarted (at most 1s before start: the server counts whole
+	// seconds). Not a speed test: it only fails when the watchdog did not
+	// act, several times what a loaded machine takes.
+	if backstop := spec.Timeout + opts.StopGrace + stopSlack - time.Second; d >= backstop {
+		t.Fatalf("took %s: the job ran until the client's backstop (%s), the watchdog did not stop it", d, backstop)
 	}
 	if res.Signal != "KILL" {
 		t.Fatalf("signal = %q, want KILL", res.Signal)
@@ -186,16 +198,32 @@ func TestDetachThenResume(t *testing.T) {
 	t.Parallel()
 	s := sharedSSHD(t)
 	e := newExecutor(t, testOptions(t, s))
-	spec := bashSpec(t, `for i in $(seq 1 20); do echo line $i; echo err $i >&2; sleep 0.1; done`, keyServer(s))
+	// The job holds after line 3 until the test opens its gate: Run
+	// returning before that proves that the detach did not wait for the
+	// job, however slow the machine.
+	spec := bashSpec(t, `for i in $(seq 1 20); do
+	echo line $i; echo err $i >&2
+	[ $i = 3 ] && while [ ! -e /tmp/gate-$CRONIUM_EXECUTION_ID ]; do sleep 0.05; done
+	sleep 0.1
+done`, keyServer(s))
+	gate := "/tmp/gate-" + spec.ExecutionID
+	t.Cleanup(func() { _, _ = s.Exec("rm -f " + gate) })
 	var first capture
 	o := runUntil(t, e, spec, &first, func() bool { return strings.Contains(first.stdout.String(), "line 3\n") },
 		func(cancel context.CancelCauseFunc) { cancel(executors.ErrDetached) })
 	if !errors.Is(o.err, executors.ErrDetached) {
 		t.Fatalf("err = %v, want ErrDetached", o.err)
 	}
-	if o.after > time.Second {
+	t.Logf("detach took %s", o.after.Round(time.Millisecond))
+	if got := first.stdout.String(); got != "line 1\nline 2\nline 3\n" {
+		t.Fatalf("stdout before the gate opened: %q", got)
+	}
+	// A hang catcher: a detach that waited for an internal timeout (the
+	// stop confirmation, the handshake timeout) instead of closing at once.
+	if o.after > 10*time.Second {
 		t.Fatalf("detach took %s", o.after)
 	}
+	remote(t, s, "touch "+gate)
 	spec.Resume = executors.Resume{Resuming: true, StdoutBytes: first.stdout.Len(), StderrBytes: first.stderr.Len()}
 	res, second, err := run(t, e, spec)
 	if err != nil || !res.Succeeded() {
@@ -234,11 +262,13 @@ func TestAbandon(t *testing.T) {
 	if !errors.Is(o.err, executors.ErrDetached) {
 		t.Fatalf("err = %v", o.err)
 	}
-	if !strings.Contains(jobProcesses(t, s), "sleep 321") {
-		t.Fatal("detached job is not running")
-	}
+	// The job forks "sleep 321" right after its first output, and never
+	// ends by itself: it shows up unless the detach stopped it.
+	testenv.Eventually(t, testenv.Patience, "the detached job to be running", func() bool {
+		return strings.Contains(jobProcesses(t, s), "sleep 321")
+	})
 	for range 2 { // idempotent
-		if err := e.Abandon(context.Background(), spec); err != nil {
+		if err := e.Abandon(t.Context(), spec); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -278,7 +308,11 @@ func TestWrapperKilledIsReported(t *testing.T) {
 	if o.err != nil || o.res.Exited || o.res.Succeeded() || !strings.Contains(o.res.Reason, "wrapper") {
 		t.Fatalf("res=%+v err=%v", o.res, o.err)
 	}
-	if o.after > 20*time.Second {
+	t.Logf("the lost wrapper was noticed after %s", o.after.Round(time.Millisecond))
+	// A hang catcher: the follow step checks the wrapper every 4
+	// heartbeats (about 2s, plus the docker exec that killed it); a loss
+	// never noticed lasts until the run's deadline.
+	if o.after > 30*time.Second {
 		t.Fatalf("the lost wrapper was noticed after %s", o.after)
 	}
 	assertNoJobProcess(t, s, "sleep 341")
@@ -290,8 +324,11 @@ func TestSpoolGoneAfterLaunchIsNotRerun(t *testing.T) {
 	s := sharedSSHD(t)
 	e := newExecutor(t, testOptions(t, s))
 	spec := bashSpec(t, "sleep 351", keyServer(s))
+	// The job's own process: the job runs as the test user, while the
+	// "sh -c" that runs pgrep (as root) has "sleep 351" in its command
+	// line too, and would match before the job was even launched.
 	o := runUntil(t, e, spec, &capture{}, func() bool {
-		out, _ := s.Exec("pgrep -f 'sleep 351'")
+		out, _ := s.Exec("pgrep -u cronium -f 'sleep 351'")
 		return strings.TrimSpace(out) != ""
 	}, func(cancel context.CancelCauseFunc) { cancel(executors.ErrDetached) })
 	if !errors.Is(o.err, executors.ErrDetached) {

@@ -174,6 +174,10 @@ var errPortTaken = errors.New("port taken")
 // the server's own host key: a listener that presents another key, or an
 // sshd of ours that died (it could not bind), means someone else holds the
 // port.
+//
+// It polls for those outcomes; nothing but them decides: a slow machine
+// only makes the wait longer, up to Patience, which only a server that
+// never comes up runs out of.
 func (s *SSHD) Start() error {
 	args := []string{"exec", "-d", s.container, "/usr/sbin/sshd", "-D", "-e",
 		"-o", "ListenAddress=" + s.Addr, "-o", "HostKey=/etc/ssh/ssh_host_ed25519_key",
@@ -181,24 +185,45 @@ func (s *SSHD) Start() error {
 	if out, err := docker(args...); err != nil {
 		return fmt.Errorf("start sshd: %v: %s", err, out)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	check := time.Now().Add(time.Second)
-	for time.Now().Before(deadline) {
+	deadline := time.Now().Add(Patience)
+	for probes := 1; ; probes++ {
 		switch s.probe() {
 		case probeOurs:
 			return nil
 		case probeOther:
 			return fmt.Errorf("sshd on %s: %w: the listener there presents another host key", s.Addr, errPortTaken)
 		}
-		if time.Now().After(check) {
-			if out, err := docker("exec", s.container, "pgrep", "-f", "ListenAddress="+s.Addr); err != nil {
-				return fmt.Errorf("sshd on %s: %w: sshd is not running (%v: %s)", s.Addr, errPortTaken, err, out)
+		// Nothing answers yet: is our sshd still there? (docker exec -d
+		// returned once it was started, so it shows up unless it exited.)
+		if probes%10 == 0 {
+			running, err := s.listenerRunning()
+			if err != nil {
+				return err
 			}
-			check = time.Now().Add(time.Second)
+			if !running {
+				return fmt.Errorf("sshd on %s: %w: sshd is not running (it could not bind the port)", s.Addr, errPortTaken)
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("sshd on %s did not answer within %s", s.Addr, Patience)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("sshd on %s did not answer within 10s", s.Addr)
+}
+
+// listenerRunning reports whether the sshd Start launched on Addr runs.
+// Only pgrep's own "nothing matched" (exit status 1) says it does not; a
+// failing docker exec is an error, not an answer.
+func (s *SSHD) listenerRunning() (bool, error) {
+	out, err := docker("exec", s.container, "pgrep", "-f", "ListenAddress="+s.Addr)
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.As(err, &exit) && exit.ExitCode() == 1:
+		return false, nil
+	}
+	return false, fmt.Errorf("sshd on %s: look for the sshd process: %v: %s", s.Addr, err, out)
 }
 
 type probeResult int
@@ -209,14 +234,16 @@ const (
 	probeOther                    // an SSH server with another host key
 )
 
-// probe runs an SSH handshake against Addr, without credentials.
+// probe runs an SSH handshake against Addr, without credentials. Its
+// timeouts are generous: a probe that runs out of them only means "not
+// yet", and the next one tries again.
 func (s *SSHD) probe() probeResult {
-	nc, err := net.DialTimeout("tcp", s.Addr, time.Second)
+	nc, err := net.DialTimeout("tcp", s.Addr, 10*time.Second)
 	if err != nil {
 		return probeDown
 	}
 	defer nc.Close()
-	_ = nc.SetDeadline(time.Now().Add(2 * time.Second))
+	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
 	var sawKey bool
 	var keyErr error
 	fixed := ssh.FixedHostKey(s.HostKey)
@@ -238,7 +265,9 @@ func (s *SSHD) probe() probeResult {
 }
 
 // KillSSHD kills every sshd process, the listener and each connection's:
-// connections drop at once, processes they started keep running.
+// connections drop at once, processes they started keep running. It
+// returns once they have exited, so that their sockets are closed (the
+// port is free for Start) however slow the machine.
 func (s *SSHD) KillSSHD() error {
 	return s.signalSSHD("KILL", false)
 }
@@ -248,11 +277,21 @@ func (s *SSHD) KillSSHD() error {
 func (s *SSHD) StopConnections() error     { return s.signalSSHD("STOP", true) }
 func (s *SSHD) ContinueConnections() error { return s.signalSSHD("CONT", true) }
 
+// signalSSHD sends sig to sshd's processes. After KILL it waits until
+// each has exited: gone, or a zombie (whose sockets are closed already).
 func (s *SSHD) signalSSHD(sig string, connectionsOnly bool) error {
 	script := `l=$(pgrep -f '^sshd: .*\[listener\]' || true)
+sent=
 for p in $(pgrep -x sshd); do
 	[ "$p" = "$l" ] && [ "$1" = yes ] && continue
-	kill -s "$0" "$p" 2>/dev/null || true
+	kill -s "$0" "$p" 2>/dev/null && sent="$sent $p"
+done
+[ "$0" = KILL ] || exit 0
+for p in $sent; do
+	while st=$(ps -o stat= -p "$p"); do
+		case $(echo $st) in Z*) break ;; esac
+		sleep 0.05
+	done
 done`
 	only := "no"
 	if connectionsOnly {

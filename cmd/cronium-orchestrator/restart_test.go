@@ -1,0 +1,137 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cronium/orchestrator/embedded"
+	"github.com/cronium/orchestrator/internal/testenv"
+)
+
+// countedLines prints "line 1".."line n", one every 200 ms.
+func countedLines(n int) string {
+	return fmt.Sprintf("for i in $(seq 1 %d); do echo \"line $i\"; sleep 0.2; done\n", n)
+}
+
+func wantLines(n int) string {
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "line %d\n", i)
+	}
+	return b.String()
+}
+
+// getJob reads the job from the public API; ok is false while the
+// process is being restarted.
+func getJob(server, id string) (embedded.JobView, bool) {
+	resp, err := http.Get(server + "/api/jobs/" + id)
+	if err != nil {
+		return embedded.JobView{}, false
+	}
+	defer resp.Body.Close()
+	var v embedded.JobView
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&v) != nil {
+		return embedded.JobView{}, false
+	}
+	return v, true
+}
+
+func submitScript(t *testing.T, server, dir, script string) string {
+	t.Helper()
+	path := filepath.Join(dir, fmt.Sprintf("job-%d.sh", time.Now().UnixNano()))
+	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := cli(t, nil, "submit", "--server", server, path)
+	if code != 0 {
+		t.Fatalf("submit: exit %d: %s", code, errOut)
+	}
+	return strings.TrimSpace(out)
+}
+
+// containerStarts counts the start events of the job's containers so far.
+func containerStarts(t *testing.T, jobID string, since time.Time) int {
+	t.Helper()
+	out, err := exec.Command("docker", "events", "--since", since.Format(time.RFC3339Nano),
+		"--until", time.Now().Add(time.Second).Format(time.RFC3339Nano),
+		"--filter", "type=container", "--filter", "event=start", "--filter", "label=cronium.job-id="+jobID,
+		"--format", "{{.ID}}").Output()
+	if err != nil {
+		t.Fatalf("docker events: %v", err)
+	}
+	return strings.Count(string(out), "\n")
+}
+
+// TestKill9ResumesRunningJobs: the orchestrator is killed with SIGKILL ten
+// times while container jobs run, and started again on the same state each
+// time. Every job completes once, with its whole output byte for byte, in
+// the one container it was started in.
+func TestKill9ResumesRunningJobs(t *testing.T) {
+	testenv.Docker(t)
+	data := t.TempDir()
+	since := time.Now()
+	flags := []string{"--docker-pull-policy", "never", "--docker-network-mode", "none"}
+	sa, server, logs := startStandaloneIn(t, data, flags...)
+	const jobs, lines = 3, 150 // 30 s of output each
+	ids := make([]string, jobs)
+	for i := range ids {
+		ids[i] = submitScript(t, server, t.TempDir(), countedLines(lines))
+	}
+	t.Cleanup(func() {
+		for _, id := range ids {
+			exec.Command("sh", "-c", "docker rm -f $(docker ps -aq --filter label=cronium.job-id="+id+")").Run()
+		}
+	})
+	running := func() bool {
+		for _, id := range ids {
+			if v, ok := getJob(server, id); !ok || v.Status != "running" || !strings.Contains(v.Output.Stdout, "line") {
+				return false
+			}
+		}
+		return true
+	}
+	const kills = 10
+	for k := range kills {
+		// Killed while every job runs and has shipped output: after a
+		// restart, once the output has grown past what it had.
+		testenv.Eventually(t, 2*time.Minute, fmt.Sprintf("the jobs to run before kill %d", k+1), running)
+		if err := sa.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		sa.Wait()
+		sa, server, logs = startStandaloneIn(t, data, flags...)
+	}
+	for _, id := range ids {
+		var v embedded.JobView
+		testenv.Eventually(t, 3*time.Minute, "job "+id+" to finish", func() bool {
+			var ok bool
+			v, ok = getJob(server, id)
+			return ok && v.Output.Final
+		})
+		want := wantLines(lines)
+		if v.Status != "completed" || v.Output.Stdout != want || v.TerminalUpdates != 1 {
+			t.Errorf("job %s: status %s, %d terminal updates, stdout sha256 %x (want %x), %d bytes; stderr %q\nlogs:\n%s",
+				id, v.Status, v.TerminalUpdates, sha256.Sum256([]byte(v.Output.Stdout)), sha256.Sum256([]byte(want)),
+				len(v.Output.Stdout), v.Output.Stderr, logs.String())
+		}
+		if n := containerStarts(t, id, since); n != 1 {
+			t.Errorf("job %s: %d container starts, want 1", id, n)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	// The journal is empty once every job has ended.
+	if left, _ := os.ReadDir(filepath.Join(data, "state", "jobs")); len(left) != 0 {
+		t.Errorf("journal entries left: %d", len(left))
+	}
+}

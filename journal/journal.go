@@ -1,0 +1,249 @@
+// Package journal keeps each running job's progress in the state
+// directory, so that a restarted orchestrator (kill -9, an upgrade, a
+// crash) picks its jobs up instead of losing them: one small JSON file per
+// job, replaced atomically (write, fsync, rename, fsync the directory) at
+// every step recovery needs, and removed when the job has ended.
+//
+// The files hold the job as the backend sent it, environment values and
+// server credentials included: the directory is 0700 and the files 0600,
+// like the state directory they live in.
+package journal
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/cronium/orchestrator/output"
+)
+
+// Stage is how far a job had come when its entry was written.
+type Stage string
+
+const (
+	// Claimed: nothing was started; recovery releases the job.
+	Claimed Stage = "claimed"
+	// Running: the backend was told the job runs and the executor may have
+	// started it; recovery resumes the execution.
+	Running Stage = "running"
+	// Completing: the result is known and Completion is owed to the
+	// backend; recovery sends it, once.
+	Completing Stage = "completing"
+)
+
+// version is the entry format; an entry of another version is unreadable.
+const version = 1
+
+// Entry is one job's record.
+type Entry struct {
+	Version     int             `json:"version"`
+	JobID       string          `json:"jobId"`
+	Stage       Stage           `json:"stage"`
+	Job         json.RawMessage `json:"job"` // the backend's job JSON
+	ClaimedAt   time.Time       `json:"claimedAt"`
+	ExecutionID string          `json:"executionId"`
+	Executor    string          `json:"executor,omitempty"`
+	StartedAt   time.Time       `json:"startedAt,omitzero"`
+	// Attempt is the job's attempt under its retry policy, from 1; each
+	// has its own ExecutionID.
+	Attempt int `json:"attempt,omitempty"`
+	// Launched says the executor started the execution: if a restarted
+	// process finds it gone, it was removed, and is not started again.
+	Launched bool `json:"launched,omitempty"`
+	// Completion is the /complete body owed (Stage Completing). It may
+	// have reached the backend just before a restart: recovery asks
+	// before it sends it again.
+	Completion json.RawMessage `json:"completion,omitempty"`
+}
+
+// Unreadable is an entry that could not be read; its job can only be
+// ended.
+type Unreadable struct {
+	JobID string
+	Err   error
+}
+
+// Dir is a journal directory.
+type Dir struct{ path string }
+
+const suffix = ".json"
+
+// Open creates the directory if needed.
+func Open(path string) (*Dir, error) {
+	if err := os.MkdirAll(path, 0o700); err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	return &Dir{path: path}, nil
+}
+
+// file names a job's entry by the hex of its id: ids come from the
+// backend and must not choose paths.
+func (d *Dir) file(jobID string) string {
+	return filepath.Join(d.path, hex.EncodeToString([]byte(jobID))+suffix)
+}
+
+// Save replaces the job's entry. It returns once the entry is durable.
+func (d *Dir) Save(e Entry) error {
+	if e.JobID == "" {
+		return errors.New("journal: entry without a job id")
+	}
+	e.Version = version
+	data, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("journal: encode %s: %w", e.JobID, err)
+	}
+	if err := writeFile(d.path, d.file(e.JobID), data, true); err != nil {
+		return fmt.Errorf("journal: save %s: %w", e.JobID, err)
+	}
+	return nil
+}
+
+// Remove deletes the job's entry and kept output; missing ones are not an
+// error.
+func (d *Dir) Remove(jobID string) error {
+	for _, f := range []string{d.file(jobID), d.outputFile(jobID)} {
+		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("journal: remove %s: %w", jobID, err)
+		}
+	}
+	return syncDir(d.path)
+}
+
+const outputSuffix = ".out"
+
+func (d *Dir) outputFile(jobID string) string {
+	return filepath.Join(d.path, hex.EncodeToString([]byte(jobID))+outputSuffix)
+}
+
+// SaveOutput replaces the job's kept output: what was shipped of it, or
+// more. It is replaced atomically but not synced to disk: it must survive
+// the process, not the machine. An older or missing copy after a power
+// loss costs nothing: the execution's own log (a container's, a spool)
+// is replayed from the older offsets.
+func (d *Dir) SaveOutput(jobID string, k output.Kept) error {
+	data, err := json.Marshal(k)
+	if err != nil {
+		return fmt.Errorf("journal: encode output of %s: %w", jobID, err)
+	}
+	if err := writeFile(d.path, d.outputFile(jobID), data, false); err != nil {
+		return fmt.Errorf("journal: save output of %s: %w", jobID, err)
+	}
+	return nil
+}
+
+// LoadOutput returns the job's kept output; ok is false when none was
+// kept or it cannot be read (then the execution's log is replayed whole).
+func (d *Dir) LoadOutput(jobID string) (k output.Kept, ok bool) {
+	data, err := os.ReadFile(d.outputFile(jobID))
+	if err != nil || json.Unmarshal(data, &k) != nil {
+		return output.Kept{}, false
+	}
+	return k, true
+}
+
+// Load reads every entry, in job id order. An entry that cannot be read or
+// decoded is returned as Unreadable (with its job id, from the file name)
+// and never stops the others.
+func (d *Dir) Load() ([]Entry, []Unreadable, error) {
+	files, err := os.ReadDir(d.path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("journal: %w", err)
+	}
+	var entries []Entry
+	var bad []Unreadable
+	for _, f := range files {
+		name := f.Name()
+		if f.IsDir() || !strings.HasSuffix(name, suffix) {
+			continue // temporary files of an interrupted Save
+		}
+		raw, err := hex.DecodeString(strings.TrimSuffix(name, suffix))
+		if err != nil {
+			continue // not ours
+		}
+		jobID := string(raw)
+		e, err := read(filepath.Join(d.path, name), jobID)
+		if err != nil {
+			bad = append(bad, Unreadable{JobID: jobID, Err: err})
+			continue
+		}
+		entries = append(entries, e)
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].JobID < entries[j].JobID })
+	return entries, bad, nil
+}
+
+func read(path, jobID string) (Entry, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Entry{}, err
+	}
+	var e Entry
+	if err := json.Unmarshal(data, &e); err != nil {
+		return Entry{}, fmt.Errorf("corrupt entry: %w", err)
+	}
+	switch {
+	case e.Version != version:
+		return Entry{}, fmt.Errorf("entry format %d, want %d", e.Version, version)
+	case e.JobID != jobID:
+		return Entry{}, fmt.Errorf("entry names job %q", e.JobID)
+	case e.Stage != Claimed && e.Stage != Running && e.Stage != Completing:
+		return Entry{}, fmt.Errorf("unknown stage %q", e.Stage)
+	case len(e.Job) == 0:
+		return Entry{}, errors.New("entry has no job")
+	case e.Stage == Completing && len(e.Completion) == 0:
+		return Entry{}, errors.New("completing entry has no completion")
+	}
+	return e, nil
+}
+
+// writeFile writes data to path through a temporary file and renames it
+// into place: the path holds the old or the new content, whole. Durable,
+// it fsyncs the file and the directory too, so that this holds after a
+// crash of the machine, not only of the process.
+func writeFile(dir, path string, data []byte, durable bool) error {
+	tmp, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if durable {
+		if err := tmp.Sync(); err != nil {
+			tmp.Close()
+			return err
+		}
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	if !durable {
+		return nil
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}

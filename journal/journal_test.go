@@ -1,0 +1,147 @@
+package journal
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cronium/orchestrator/output"
+)
+
+func entry(id string, stage Stage) Entry {
+	e := Entry{JobID: id, Stage: stage, Job: json.RawMessage(`{"id":"` + id + `"}`),
+		ClaimedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), ExecutionID: "exec_" + id}
+	if stage == Completing {
+		e.Completion = json.RawMessage(`{"status":"completed","exitCode":0}`)
+	}
+	return e
+}
+
+func TestSaveLoadRemove(t *testing.T) {
+	d, err := Open(filepath.Join(t.TempDir(), "jobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []Entry{entry("b", Running), entry("a/../../x", Claimed), entry("c", Completing)} {
+		if err := d.Save(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A later save replaces the entry.
+	if err := d.Save(entry("b", Completing)); err != nil {
+		t.Fatal(err)
+	}
+	got, bad, err := d.Load()
+	if err != nil || len(bad) != 0 {
+		t.Fatalf("load: %v, unreadable %v", err, bad)
+	}
+	var ids []string
+	for _, e := range got {
+		ids = append(ids, e.JobID+":"+string(e.Stage))
+	}
+	if strings.Join(ids, ",") != "a/../../x:claimed,b:completing,c:completing" {
+		t.Fatalf("entries %v", ids)
+	}
+	files, _ := os.ReadDir(d.path)
+	for _, f := range files {
+		if info, _ := f.Info(); info.Mode().Perm() != 0o600 || strings.HasPrefix(f.Name(), ".tmp") {
+			t.Errorf("file %s mode %v", f.Name(), info.Mode())
+		}
+	}
+	if err := d.Remove("b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Remove("b"); err != nil {
+		t.Fatalf("second remove: %v", err)
+	}
+	if got, _, _ := d.Load(); len(got) != 2 {
+		t.Fatalf("%d entries after remove", len(got))
+	}
+}
+
+// TestUnreadableEntries: a truncated or foreign entry is reported with
+// its job id and does not hide the others.
+func TestUnreadableEntries(t *testing.T) {
+	d, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Save(entry("good", Running)); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"cut", "old", "other", "nojob"} {
+		if err := d.Save(entry(id, Running)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, _ := os.ReadFile(d.file("cut"))
+	write := func(id, content string) {
+		if err := os.WriteFile(d.file(id), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("cut", string(data[:len(data)/2]))
+	write("old", `{"version":0,"jobId":"old","stage":"running","job":{}}`)
+	write("other", `{"version":1,"jobId":"good","stage":"running","job":{}}`)
+	write("nojob", `{"version":1,"jobId":"nojob","stage":"running"}`)
+	// Not a journal file name: ignored.
+	if err := os.WriteFile(filepath.Join(d.path, "notes.json"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, bad, err := d.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].JobID != "good" {
+		t.Fatalf("readable %+v", got)
+	}
+	want := map[string]string{"cut": "corrupt", "old": "format", "other": "names job", "nojob": "no job"}
+	if len(bad) != len(want) {
+		t.Fatalf("unreadable %v", bad)
+	}
+	for _, u := range bad {
+		if !strings.Contains(u.Err.Error(), want[u.JobID]) {
+			t.Errorf("%s: %v, want %q", u.JobID, u.Err, want[u.JobID])
+		}
+	}
+}
+
+func TestKeptOutput(t *testing.T) {
+	d, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := d.LoadOutput("j"); ok {
+		t.Fatal("output of a job that kept none")
+	}
+	k := output.Kept{Seq: 3}
+	k.Streams[0] = output.KeptStream{Head: []byte("line 1\n"), Total: 7, Lines: 1}
+	if err := d.Save(entry("j", Running)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SaveOutput("j", k); err != nil {
+		t.Fatal(err)
+	}
+	got, ok := d.LoadOutput("j")
+	if !ok || string(got.Streams[0].Head) != "line 1\n" || got.Streams[0].Total != 7 || got.Seq != 3 {
+		t.Fatalf("loaded %+v, %v", got, ok)
+	}
+	if entries, bad, _ := d.Load(); len(entries) != 1 || len(bad) != 0 {
+		t.Fatalf("the output file is not an entry: %v %v", entries, bad)
+	}
+	if err := os.WriteFile(d.outputFile("j"), []byte(`{"streams":`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := d.LoadOutput("j"); ok {
+		t.Fatal("a torn output file was loaded")
+	}
+	if err := d.Remove("j"); err != nil {
+		t.Fatal(err)
+	}
+	if files, _ := os.ReadDir(d.path); len(files) != 0 {
+		t.Fatalf("left after remove: %v", files)
+	}
+}
