@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"crypto/sha256"
 	"fmt"
 	"strings"
@@ -9,7 +8,6 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 
@@ -174,7 +172,7 @@ func TestDockerMissingImageIsAClearError(t *testing.T) {
 // once, the container started once, one terminal update.
 func TestDockerCrashedJobActorReattaches(t *testing.T) {
 	s, cli := dockerStack(t)
-	since := time.Now()
+	starts := testenv.WatchStarts(t, cli, docker.LabelJob)
 	id := s.submit(script("BASH", `for i in $(seq 1 40); do echo "line $i"; sleep 0.05; done`))
 	testenv.Eventually(t, dockerPatience, "output to flow", func() bool {
 		o, _ := s.store.Output(t.Context(), id)
@@ -186,7 +184,7 @@ func TestDockerCrashedJobActorReattaches(t *testing.T) {
 	if v.Status != "completed" || v.Output.Stdout != lines(40) {
 		t.Fatalf("%s: %q", v.Status, v.Output.Stdout)
 	}
-	if n := containerStarts(t, cli, id, since); n != 1 {
+	if n := starts.Count(id); n != 1 {
 		t.Fatalf("the job's container started %d times, want 1", n)
 	}
 }
@@ -200,27 +198,5 @@ func assertNoContainer(t *testing.T, cli *client.Client, jobID string) {
 	}
 	if len(list) != 0 {
 		t.Fatalf("job %s left %d container(s) behind", jobID, len(list))
-	}
-}
-
-func containerStarts(t *testing.T, cli *client.Client, jobID string, since time.Time) int {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), testenv.Patience)
-	defer cancel()
-	msgs, errs := cli.Events(ctx, events.ListOptions{
-		Since: since.Format(time.RFC3339Nano), Until: time.Now().Format(time.RFC3339Nano),
-		Filters: filters.NewArgs(filters.Arg("label", docker.LabelJob+"="+jobID), filters.Arg("event", "start")),
-	})
-	n := 0
-	for {
-		select {
-		case <-msgs:
-			n++
-		case err := <-errs:
-			if err != nil && ctx.Err() == nil && !strings.Contains(err.Error(), "EOF") {
-				t.Fatal(err)
-			}
-			return n
-		}
 	}
 }

@@ -236,7 +236,7 @@ func TestKill9WhileBackendDown(t *testing.T) {
 // rest of its output are collected.
 func TestRestartCollectsAJobThatExitedWhileDown(t *testing.T) {
 	h := newRunHarness(t)
-	since := time.Now()
+	starts := watchStarts(t)
 	h.start()
 	id := h.submit(countedLines(20) + "exit 7\n")
 	h.waitRunning(id, "line 1\n")
@@ -249,7 +249,7 @@ func TestRestartCollectsAJobThatExitedWhileDown(t *testing.T) {
 	if v.Status != "failed" || v.Result.ExitCode == nil || *v.Result.ExitCode != 7 || v.Output.Stdout != wantLines(20) {
 		t.Fatalf("status %s, exit %v, stdout %q\nlogs:\n%s", v.Status, v.Result.ExitCode, v.Output.Stdout, h.logs.String())
 	}
-	if n := containerStarts(t, id, since); n != 1 {
+	if n := starts.Count(id); n != 1 {
 		t.Errorf("%d container starts, want 1", n)
 	}
 }
@@ -258,7 +258,7 @@ func TestRestartCollectsAJobThatExitedWhileDown(t *testing.T) {
 // and its script is not run again.
 func TestRestartFailsAJobWhoseContainerWasRemoved(t *testing.T) {
 	h := newRunHarness(t)
-	since := time.Now()
+	starts := watchStarts(t)
 	h.start()
 	id := h.submit(countedLines(100))
 	h.waitRunning(id, "line 1\n")
@@ -273,7 +273,7 @@ func TestRestartFailsAJobWhoseContainerWasRemoved(t *testing.T) {
 		strings.Contains(v.Output.Stderr, "ssh") || !strings.HasPrefix(v.Output.Stdout, "line 1\n") {
 		t.Fatalf("status %s, stdout %q, stderr %q\nlogs:\n%s", v.Status, v.Output.Stdout, v.Output.Stderr, h.logs.String())
 	}
-	if n := containerStarts(t, id, since); n != 1 {
+	if n := starts.Count(id); n != 1 {
 		t.Errorf("%d container starts, want 1: the script ran again", n)
 	}
 }
@@ -283,7 +283,7 @@ func TestRestartFailsAJobWhoseContainerWasRemoved(t *testing.T) {
 // its whole output, in its one container.
 func TestSIGTERMDetachesAndTheNextStartReattaches(t *testing.T) {
 	h := newRunHarness(t)
-	since := time.Now()
+	starts := watchStarts(t)
 	h.start("--jobs-shutdown-grace", "500ms")
 	id := h.submit(countedLines(60))
 	h.waitRunning(id, "line 2\n")
@@ -302,7 +302,7 @@ func TestSIGTERMDetachesAndTheNextStartReattaches(t *testing.T) {
 	if v.Status != "completed" || v.TerminalUpdates != 1 || v.Output.Stdout != wantLines(60) {
 		t.Fatalf("status %s, stdout %q\nlogs:\n%s", v.Status, v.Output.Stdout, h.logs.String())
 	}
-	if n := containerStarts(t, id, since); n != 1 {
+	if n := starts.Count(id); n != 1 {
 		t.Errorf("%d container starts, want 1", n)
 	}
 }

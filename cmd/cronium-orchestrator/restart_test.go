@@ -58,17 +58,9 @@ func submitScript(t *testing.T, server, dir, script string) string {
 	return strings.TrimSpace(out)
 }
 
-// containerStarts counts the start events of the job's containers so far.
-func containerStarts(t *testing.T, jobID string, since time.Time) int {
-	t.Helper()
-	out, err := exec.Command("docker", "events", "--since", since.Format(time.RFC3339Nano),
-		"--until", time.Now().Add(time.Second).Format(time.RFC3339Nano),
-		"--filter", "type=container", "--filter", "event=start", "--filter", "label=cronium.job-id="+jobID,
-		"--format", "{{.ID}}").Output()
-	if err != nil {
-		t.Fatalf("docker events: %v", err)
-	}
-	return strings.Count(string(out), "\n")
+// watchStarts counts the starts of job containers from now on, by job id.
+func watchStarts(t *testing.T) *testenv.Starts {
+	return testenv.WatchStarts(t, testenv.Docker(t), "cronium.job-id")
 }
 
 // TestKill9ResumesRunningJobs: the orchestrator is killed with SIGKILL ten
@@ -78,7 +70,7 @@ func containerStarts(t *testing.T, jobID string, since time.Time) int {
 func TestKill9ResumesRunningJobs(t *testing.T) {
 	testenv.Docker(t)
 	data := t.TempDir()
-	since := time.Now()
+	starts := watchStarts(t)
 	flags := []string{"--docker-pull-policy", "never", "--docker-network-mode", "none"}
 	sa, server, logs := startStandaloneIn(t, data, flags...)
 	const jobs, lines = 3, 150 // 30 s of output each
@@ -123,7 +115,7 @@ func TestKill9ResumesRunningJobs(t *testing.T) {
 				id, v.Status, v.TerminalUpdates, sha256.Sum256([]byte(v.Output.Stdout)), sha256.Sum256([]byte(want)),
 				len(v.Output.Stdout), v.Output.Stderr, logs.String())
 		}
-		if n := containerStarts(t, id, since); n != 1 {
+		if n := starts.Count(id); n != 1 {
 			t.Errorf("job %s: %d container starts, want 1", id, n)
 		}
 	}

@@ -100,7 +100,9 @@ func TestPlanContainerConfig(t *testing.T) {
 	if want := []string{"python3", "/work/.cronium/script.py"}; !slices.Equal(c.Cmd, want) {
 		t.Errorf("cmd = %q, want %q", c.Cmd, want)
 	}
-	if c.Entrypoint[0] != "/bin/sh" || c.Entrypoint[len(c.Entrypoint)-1] != "/work" {
+	// The bootstrap's arguments: the script's directory, then the backstop
+	// limit in seconds ("0": the job has no timeout).
+	if n := len(c.Entrypoint); c.Entrypoint[0] != "/bin/sh" || n < 2 || !slices.Equal(c.Entrypoint[n-2:], []string{"/work", "0"}) {
 		t.Errorf("entrypoint = %q", c.Entrypoint)
 	}
 	for _, kv := range []string{"TOKEN=s3cret", "HOME=/custom", "CRONIUM_INPUT_FILE=/work/.cronium/input.json",
@@ -302,6 +304,27 @@ func TestFormatBytesAndReason(t *testing.T) {
 	} {
 		if got := cancelReason(tt.cause, tt.when); got != tt.want {
 			t.Errorf("cancelReason(%v, %q) = %q, want %q", tt.cause, tt.when, got, tt.want)
+		}
+	}
+}
+
+// TestBackstop: the limit the container enforces by itself when no
+// orchestrator follows it.
+func TestBackstop(t *testing.T) {
+	for _, tt := range []struct {
+		timeout, grace time.Duration
+		want           string
+	}{
+		{0, 10 * time.Second, "0"},
+		{-time.Second, 0, "0"},
+		// Behind the executor's own deadline (timeout + grace) by 5 s,
+		// rounded up to whole seconds for timeout(1).
+		{time.Second, 0, "6"},
+		{1500 * time.Millisecond, 0, "7"},
+		{90 * time.Second, 10 * time.Second, "105"},
+	} {
+		if got := backstop(tt.timeout, tt.grace); got != tt.want {
+			t.Errorf("backstop(%v, %v) = %s, want %s", tt.timeout, tt.grace, got, tt.want)
 		}
 	}
 }
