@@ -70,7 +70,8 @@ type Daemon struct {
 	adminAddr string
 	draining  atomic.Bool
 
-	stopReconciler func() // set by Start; stops the dangling-resource sweeps
+	stopReconciler func()     // set by Start; stops the dangling-resource sweeps
+	tasks          *kit.Tasks // backend calls and executor runs the actors started; set by Start
 }
 
 // New builds the daemon. It reads the state directory (for the stable
@@ -162,6 +163,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		return fmt.Errorf("actor engine: %w", err)
 	}
 	d.engine = engine
+	d.tasks = kit.NewTasks()
 	d.supervisor = supervisor.Spawn(engine, d.supervisorDeps())
 	d.serve(lns)
 	d.stopReconciler = d.startReconciler(ctx)
@@ -203,6 +205,14 @@ func (d *Daemon) Shutdown() error {
 		// in a stop must not keep the process from exiting.
 		d.log.Error("actors did not stop within 10s; exiting anyway")
 	}
+	// The actors are gone; what they started (executor runs being
+	// detached, the last backend calls) ends before the executors close.
+	tasksCtx, cancelTasks := context.WithTimeout(context.Background(), 10*time.Second)
+	if !d.tasks.Wait(tasksCtx) {
+		d.log.Error("background calls did not end within 10s; cancelling them")
+	}
+	cancelTasks()
+	d.tasks.Close()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, s := range d.servers {
@@ -224,6 +234,7 @@ func (d *Daemon) supervisorDeps() supervisor.Deps {
 		Journal:   d.journal,
 		Keeper:    d.journal,
 		Recovery:  d.recovery,
+		Tasks:     d.tasks,
 		Settings: supervisor.Settings{
 			OrchestratorID:   d.id,
 			DetachOnShutdown: c.Jobs.OnShutdown == config.ShutdownDetach,

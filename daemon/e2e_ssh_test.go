@@ -4,11 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/anthdm/hollywood/actor"
 
 	"github.com/cronium/orchestrator/backend"
 	"github.com/cronium/orchestrator/config"
@@ -59,36 +57,6 @@ func sshJob(content string, servers ...*testenv.SSHD) embedded.SubmitRequest {
 	return r
 }
 
-// restartWatcher counts hollywood's restarts of one job's actor.
-type restartWatcher struct {
-	mu       sync.Mutex
-	restarts map[string]int
-}
-
-func watchRestarts(t *testing.T, e *actor.Engine) *restartWatcher {
-	w := &restartWatcher{restarts: map[string]int{}}
-	pid := e.SpawnFunc(func(c *actor.Context) {
-		switch m := c.Message().(type) {
-		case actor.Started:
-			c.Engine().Subscribe(c.PID())
-		case actor.Stopped:
-			c.Engine().Unsubscribe(c.PID())
-		case actor.ActorRestartedEvent:
-			w.mu.Lock()
-			w.restarts[m.PID.ID]++
-			w.mu.Unlock()
-		}
-	}, "test-watcher")
-	t.Cleanup(func() { <-e.Poison(pid).Done() })
-	return w
-}
-
-func (w *restartWatcher) count(pid *actor.PID) int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.restarts[pid.ID]
-}
-
 func TestSSHJobEndToEnd(t *testing.T) {
 	srv := testenv.StartSSHD(t, 0)
 	s := sshStack(t, []*testenv.SSHD{srv})
@@ -103,14 +71,13 @@ func TestSSHJobEndToEnd(t *testing.T) {
 	}
 }
 
-// sshd killed mid-job: the connection drops, the JobActor crashes on
-// purpose and is restarted by the supervisor's policy, reconnects once sshd
+// sshd killed mid-job: the connection drops, the JobActor tells the
+// supervisor, whose restart budget lets it resume; it reconnects once sshd
 // is back and resumes the same remote run. Every line once, one terminal
 // update, the job ran once.
 func TestSSHDroppedConnectionResumesThroughTheSupervisor(t *testing.T) {
 	srv := testenv.StartSSHD(t, 0)
 	s := sshStack(t, []*testenv.SSHD{srv})
-	w := watchRestarts(t, s.daemon.Engine())
 	script := `echo run >> /tmp/runs-$CRONIUM_JOB_ID; for i in $(seq 1 30); do echo "line $i"; sleep 0.1; done`
 	id := s.submit(sshJob(script, srv))
 	testenv.Eventually(t, testenv.Patience, "output to flow", func() bool {
@@ -120,7 +87,14 @@ func TestSSHDroppedConnectionResumesThroughTheSupervisor(t *testing.T) {
 	if err := srv.KillSSHD(); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, testenv.Patience, "the job actor to crash", func() bool { return w.count(s.jobPID(id)) > 0 })
+	testenv.Eventually(t, testenv.Patience, "the supervisor to hear of the interruption", func() bool {
+		for _, r := range s.tree(t).Restarts {
+			if r.JobID == id && strings.HasPrefix(r.Reason, "execution interrupted: ") {
+				return true
+			}
+		}
+		return false
+	})
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}

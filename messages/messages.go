@@ -81,6 +81,18 @@ type OutputAvailable struct{}
 // and report it failed with Reason.
 type GiveUpJob struct{ Reason string }
 
+// JobInterrupted tells the supervisor that a job's execution was cut by
+// something a restart can heal (a dropped SSH connection, a restarting
+// Docker daemon). The supervisor spends the job's restart budget on it
+// and answers ResumeJob, or GiveUpJob when the budget is spent.
+type JobInterrupted struct {
+	JobID  string
+	Reason string
+}
+
+// ResumeJob lets an interrupted job resume its execution.
+type ResumeJob struct{}
+
 // Crash makes the receiving actor panic, to exercise the restart path.
 type Crash struct{ Reason string }
 

@@ -56,17 +56,20 @@ type Deps struct {
 	Executors map[jobspec.Kind]executors.Executor
 	Clock     kit.Clock
 	Logger    *slog.Logger
-	Observer  Observer // may be nil
-	Journal   Journal  // nil: NoJournal
+	Observer  Observer   // may be nil
+	Journal   Journal    // nil: NoJournal
+	Tasks     *kit.Tasks // owns backend calls and executor runs; nil: kit.Shared
 	Settings  Settings
 }
 
 // Messages private to the JobActor.
 type (
-	advance       struct{}
-	stepDone      struct{}
-	attemptDone   struct{ n int }
-	checkCancel   struct{}
+	advance     struct{}
+	stepAnswer  struct{ seq int }
+	attemptDone struct{ n int }
+	launched    struct{}
+	checkCancel struct{}
+	// cancelChecked: the backend's answer to the cancellation check.
 	cancelChecked struct {
 		row backend.JobRow
 		err error
@@ -77,16 +80,17 @@ type (
 // Actor is one instance of a JobActor; everything that must survive it is
 // in run.
 type Actor struct {
-	run  *Run
-	deps Deps
-	log  *slog.Logger
+	run     *Run
+	deps    Deps
+	machine machine
+	tasks   *kit.Tasks
+	log     *slog.Logger
 
 	logActor   *actor.PID
 	supervisor *actor.PID
 	engine     *actor.Engine
 	self       *actor.PID
 
-	resumeAt      time.Time
 	resumeTimer   kit.Timer
 	cancelTimer   kit.Timer
 	finalizeTimer kit.Timer
@@ -98,76 +102,150 @@ func New(run *Run, deps Deps, logActor, supervisor *actor.PID) actor.Producer {
 	if deps.Journal == nil {
 		deps.Journal = NoJournal
 	}
+	m := machine{backoffInitial: deps.Settings.BackoffInitial, backoffMax: deps.Settings.BackoffMax}
 	return func() actor.Receiver {
-		return &Actor{run: run, deps: deps, logActor: logActor, supervisor: supervisor,
-			log: deps.Logger.With("job_id", run.JobID(), "execution_id", run.execID)}
+		return &Actor{run: run, deps: deps, machine: m, tasks: deps.Tasks.Or(), logActor: logActor,
+			supervisor: supervisor, log: deps.Logger.With("job_id", run.JobID(), "execution_id", run.execID)}
 	}
 }
 
-// Receive never blocks: executor runs and backend calls happen in
-// goroutines that report back with messages.
+// Receive turns messages into events of the lifecycle. It never blocks:
+// executor runs and backend calls happen in goroutines that answer with
+// messages.
 func (a *Actor) Receive(c *actor.Context) {
 	switch msg := kit.Message(c).(type) {
 	case actor.Started:
 		a.engine, a.self = c.Engine(), c.PID()
-		a.onStarted()
+		a.handle(evBegin{})
+		a.awaitInFlight()
 	case actor.Stopped:
 		a.onStopped()
-	case advance, stepDone:
-		a.advance()
+	case advance:
+		a.handle(evAdvance{})
+	case stepAnswer:
+		a.onStepAnswer(msg.seq)
 	case attemptDone:
-		a.onAttemptDone()
+		a.onAttemptDone(msg.n)
+	case launched:
+		a.handle(evLaunched{})
 	case checkCancel:
 		a.checkCancel()
 	case cancelChecked:
-		a.onCancelChecked(msg)
+		if msg.err != nil {
+			a.log.Debug("cancellation check failed", "err", msg.err)
+		}
+		a.handle(evCancelChecked{Cancelled: msg.err == nil && msg.row.Status == backend.StatusCancelled})
 	case messages.CancelJob:
-		a.requestCancel(msg.Reason, msg.Shutdown)
+		a.handle(evCancel{Reason: msg.Reason, Shutdown: msg.Shutdown})
 	case messages.GiveUpJob:
-		a.giveUp(msg.Reason)
+		a.log.Error("giving up on job", "reason", msg.Reason)
+		a.handle(evGiveUp{Reason: msg.Reason})
+	case messages.ResumeJob:
+		a.handle(evResume{})
 	case messages.OutputFinalized:
-		a.onFinalized(false)
-	case messages.OutputReset:
-		a.nextTry()
+		stop(a.finalizeTimer)
+		a.handle(evFinalized{})
 	case finalizeTimeout:
-		a.onFinalized(true)
+		a.log.Warn("final execution update not confirmed in time; completing anyway",
+			"timeout", a.deps.Settings.FinalizeTimeout)
+		a.handle(evFinalized{TimedOut: true})
+	case messages.OutputReset:
+		a.handle(evOutputReset{})
 	}
 }
 
-func (a *Actor) onStarted() {
+// handle runs the lifecycle on ev and carries out its effects; effects
+// that answer at once feed their events back, in order.
+func (a *Actor) handle(ev any) {
+	r := a.run
+	queue := []any{ev}
+	for len(queue) > 0 {
+		ev, queue = queue[0], queue[1:]
+		now := a.deps.Clock.Now()
+		r.mu.Lock()
+		before := r.st.Phase
+		st, effects := a.machine.next(r.st, ev, now)
+		r.st = st
+		if !st.Executing {
+			r.current = nil
+		}
+		if st.Step == stepNone {
+			r.pending = nil
+		}
+		r.mu.Unlock()
+		if st.Phase != before {
+			a.log.Debug("job phase", "from", before.String(), "to", st.Phase.String(), "event", kit.TypeName(ev))
+		}
+		for _, e := range effects {
+			if follow := a.do(e, st, now); follow != nil {
+				queue = append(queue, follow)
+			}
+		}
+	}
+}
+
+// awaitInFlight: a replacement instance waits for the step or attempt an
+// earlier instance started; the answer it sent may have reached nobody.
+func (a *Actor) awaitInFlight() {
 	r := a.run
 	r.mu.Lock()
-	r.instances++
-	restarts := r.instances - 1
+	step, att := r.pending, r.current
 	r.mu.Unlock()
-	if restarts > 0 {
-		// A replacement instance: give whatever broke (a dropped
-		// connection, a restarting daemon) time before resuming.
-		delay := backoff(a.deps.Settings.BackoffInitial, a.deps.Settings.BackoffMax, restarts)
-		a.resumeAt = a.deps.Clock.Now().Add(delay)
-		a.log.Info("job actor restarted; resuming the job", "restarts", restarts, "resume_in", delay)
+	engine, self := a.engine, a.self
+	if step != nil {
+		a.tasks.Start("await step", func() {
+			<-step.done
+			kit.Send(engine, self, stepAnswer{seq: step.seq})
+		})
 	}
-	a.send(advance{})
+	if att != nil {
+		a.tasks.Start("await attempt", func() {
+			<-att.done
+			kit.Send(engine, self, attemptDone{n: att.n})
+		})
+	}
+}
+
+func (a *Actor) onStepAnswer(seq int) {
+	r := a.run
+	r.mu.Lock()
+	p := r.pending
+	if p == nil || p.seq != seq || r.st.Step == stepNone || r.st.StepSeq != seq {
+		r.mu.Unlock()
+		return // taken already
+	}
+	if p.err == nil && p.apply != nil {
+		p.apply(r)
+	}
+	r.mu.Unlock()
+	a.handle(evStepDone{Seq: seq, Err: p.err})
+}
+
+func (a *Actor) onAttemptDone(n int) {
+	r := a.run
+	r.mu.Lock()
+	att := r.current
+	r.mu.Unlock()
+	if att == nil || att.n != n {
+		return // taken already
+	}
+	if att.launched.Load() {
+		a.handle(evLaunched{}) // its own message may have reached an instance that is gone
+	}
+	a.handle(evAttemptEnded{N: n, Result: att.res, Err: att.err})
 }
 
 func (a *Actor) onStopped() {
 	for _, t := range []kit.Timer{a.resumeTimer, a.cancelTimer, a.finalizeTimer} {
-		if t != nil {
-			t.Stop()
-		}
+		stop(t)
 	}
 	// Crash, kill or normal stop: the execution (if any is in flight) keeps
 	// running for the next instance. Only cancel and give-up stop it.
 	a.run.detachCurrent()
 }
 
-func (a *Actor) send(msg any) { kit.Send(a.engine, a.self, msg) }
-
-// backoff doubles per restart from initial, up to max.
-func backoff(initial, max time.Duration, restarts int) time.Duration {
-	d := initial
-	for i := 1; i < restarts && d < max; i++ {
-		d *= 2
+func stop(t kit.Timer) {
+	if t != nil {
+		t.Stop()
 	}
-	return min(d, max)
 }

@@ -40,67 +40,51 @@ func Restore(e journal.Entry, out *output.Log) (*Run, error) {
 		return nil, fmt.Errorf("journal entry: job id %q, want %q", j.ID, e.JobID)
 	}
 	r := NewRun(j, e.ClaimedAt, e.ExecutionID, out)
-	r.journaled, r.started, r.tries, r.launched = e.Stage, e.StartedAt, max(e.Attempt, 1), e.Launched
+	st := &r.st
+	st.Journaled, st.StartedAt, st.Tries, st.Launched = e.Stage, e.StartedAt, max(e.Attempt, 1), e.Launched
 	switch e.Stage {
 	case journal.Running:
-		r.resumed = true
-		r.attempts = 1 // the next attempt resumes
+		st.Resumed = true
+		st.Attempts = 1 // the next attempt resumes
 	case journal.Completing:
 		var c backend.Completion
 		if err := json.Unmarshal(e.Completion, &c); err != nil {
 			return nil, fmt.Errorf("journal entry: completion: %w", err)
 		}
-		r.completion, r.phase = &c, phaseComplete
+		r.completion = &c
+		st.HaveCompletion, st.Phase = true, phaseComplete
 	default:
 		return nil, fmt.Errorf("journal entry: a %s job is not restored", e.Stage)
 	}
 	return r, nil
 }
 
-// entryLocked is the Run's journal entry at stage.
-func (r *Run) entryLocked(stage journal.Stage) (journal.Entry, error) {
-	jobJSON, err := json.Marshal(r.job)
+// save writes the job's entry at stage, as st has it.
+func (a *Actor) save(st State, stage journal.Stage) error {
+	r := a.run
+	r.mu.Lock()
+	j, execID, plan, completion := r.job, r.execID, r.plan, r.completion
+	r.mu.Unlock()
+	jobJSON, err := json.Marshal(j)
 	if err != nil {
-		return journal.Entry{}, err
+		return err
 	}
-	e := journal.Entry{JobID: r.job.ID, Stage: stage, Job: jobJSON, ClaimedAt: r.claimedAt,
-		ExecutionID: r.execID, StartedAt: r.started, Attempt: r.tries, Launched: r.launched}
-	if r.plan != nil {
-		e.Executor = string(r.plan.Kind)
+	e := journal.Entry{JobID: j.ID, Stage: stage, Job: jobJSON, ClaimedAt: r.claimedAt,
+		ExecutionID: execID, StartedAt: st.StartedAt, Attempt: st.Tries, Launched: st.Launched}
+	if plan != nil {
+		e.Executor = string(plan.Kind)
 	}
-	if stage == journal.Completing && r.completion != nil {
-		if e.Completion, err = json.Marshal(r.completion); err != nil {
-			return journal.Entry{}, err
+	if stage == journal.Completing && completion != nil {
+		if e.Completion, err = json.Marshal(completion); err != nil {
+			return err
 		}
 	}
-	return e, nil
-}
-
-// journalLocked records that the job reached stage, once per stage. A
-// failure costs only recovery: it is logged and the job goes on.
-func (a *Actor) journalLocked(stage journal.Stage) {
-	if a.run.journaled != stage {
-		a.saveLocked(stage)
-	}
-}
-
-// saveLocked writes the job's entry at stage.
-func (a *Actor) saveLocked(stage journal.Stage) {
-	r := a.run
-	e, err := r.entryLocked(stage)
-	if err == nil {
-		err = a.deps.Journal.Save(e)
-	}
-	if err != nil {
-		a.log.Error("could not journal the job; it will not survive a restart", "stage", stage, "err", err)
-		return
-	}
-	r.journaled = stage
+	return a.deps.Journal.Save(e)
 }
 
 // forget removes the job's entry once the backend has its result.
-func forget(j Journal, r *Run, log interface{ Error(string, ...any) }) {
-	if err := j.Remove(r.JobID()); err != nil {
-		log.Error("could not remove the job's journal entry", "job_id", r.JobID(), "err", err)
+func forget(j Journal, jobID string, log interface{ Error(string, ...any) }) {
+	if err := j.Remove(jobID); err != nil {
+		log.Error("could not remove the job's journal entry", "job_id", jobID, "err", err)
 	}
 }

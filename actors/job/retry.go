@@ -4,11 +4,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/cronium/orchestrator/actors/kit"
 	"github.com/cronium/orchestrator/backend"
-	"github.com/cronium/orchestrator/jobspec"
-	"github.com/cronium/orchestrator/journal"
-	"github.com/cronium/orchestrator/messages"
 )
 
 // maxRetryDelay bounds the wait before a retry, however the policy grows.
@@ -39,44 +35,4 @@ func retryDelay(p *backend.RetryPolicy, tries int, v verdict) (time.Duration, bo
 		d = maxRetryDelay
 	}
 	return d, true
-}
-
-// retryLocked is called once the failed attempt's final execution update
-// was shipped: the log actor starts afresh, then nextTry begins the next
-// attempt.
-func (a *Actor) retryLocked() {
-	a.run.retrying = false
-	a.run.awaitingReset = true
-	a.log.Info("job failed; retrying by its policy", "attempt", a.run.tries, "retry_in", a.run.retryIn)
-	if a.deps.Observer != nil {
-		a.deps.Observer.JobRetried()
-	}
-	kit.Send(a.engine, a.logActor, messages.ResetOutput{ReplyTo: a.self})
-}
-
-// nextTry starts the next attempt: a new execution record, the executor
-// from scratch (not resumed), after the policy's delay.
-func (a *Actor) nextTry() {
-	r := a.run
-	r.mu.Lock()
-	if !r.awaitingReset {
-		r.mu.Unlock()
-		return
-	}
-	r.awaitingReset = false
-	r.tries++
-	r.execID = jobspec.NewExecutionID(r.job.ID, a.deps.Clock.Now())
-	plan, err := jobspec.Build(r.job, r.execID, a.deps.Settings.DefaultTimeout)
-	if err != nil { // it built before: only a bug gets here
-		r.outcome = &outcome{err: err}
-		r.phase = phaseComplete
-	} else {
-		r.plan = &plan
-		r.outcome, r.attempts, r.lastDetach, r.launched = nil, 0, nil, false
-		r.phase = phaseRegister
-		r.journaled = journal.Claimed // the new execution is journaled when it starts
-		r.notBefore = a.deps.Clock.Now().Add(r.retryIn)
-	}
-	r.mu.Unlock()
-	a.advance()
 }

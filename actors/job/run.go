@@ -3,6 +3,7 @@ package job
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cronium/orchestrator/backend"
@@ -13,92 +14,55 @@ import (
 	"github.com/cronium/orchestrator/output"
 )
 
-// phase is how far a job has come. It only moves forward.
-type phase int
-
-const (
-	phasePlan     phase = iota // build the plan (maybe fetch server credentials)
-	phaseRegister              // create the execution record(s)
-	phaseStart                 // PUT status running, once
-	phaseExecute               // run (or resume) the executor
-	phaseFinalize              // the log actor ships the final execution update
-	phaseComplete              // POST /complete, once
-	phaseDone
-)
-
-var phaseNames = [...]string{"planning", "registering", "starting", "running", "finalizing", "completing", "done"}
-
-func (p phase) String() string { return phaseNames[p] }
-
-// Run is one job's state. It outlives JobActor instances: a crashed,
-// restarted or killed-and-respawned actor picks the job up where the last
-// one left it, so no step is done twice. The actor that drives a Run is its
-// only writer, except where a method says otherwise; the mutex makes the
-// fields safe to read from the supervisor and the admin API.
+// Run is one job. It outlives JobActor instances: a crashed, restarted or
+// killed-and-respawned actor picks the job up where the last one left it,
+// so no step is done twice. While a JobActor lives it is the Run's only
+// writer; once the job finished (or its actor was stopped for good), the
+// supervisor owns it. The mutex is for readers on other goroutines (the
+// supervisor, the admin API).
 type Run struct {
 	mu sync.Mutex
+	st State
 
-	job       backend.Job
-	claimedAt time.Time
-	execID    string
-	out       *output.Log
+	job        backend.Job
+	claimedAt  time.Time
+	execID     string
+	out        *output.Log
+	plan       *jobspec.Plan
+	completion *backend.Completion
+	finished   time.Time
 
-	phase     phase
-	plan      *jobspec.Plan
-	stepBusy  bool  // a step goroutine is in flight
-	stepErr   error // the last step's failure
-	instances int   // JobActor instances started for this run
-
-	attempts   int
-	current    *attempt // the attempt in flight, if any
-	lastDetach error    // why the last attempt stopped without a result
-
-	outcome  *outcome
-	cancel   *cancelRequest
-	giveUp   string // set by the supervisor when the restart budget is spent
-	started  time.Time
-	finished time.Time
-
-	completion  *backend.Completion
-	completed   bool  // /complete was acknowledged by the backend
-	completeErr error // /complete failed definitively; the supervisor retries later
-
-	journaled journal.Stage // the last stage kept in the journal
-	resumed   bool          // restored from the journal: the execution may exist
-	launched  bool          // the executor reported the execution started
-
-	// Retries by the job's policy: tries counts the attempts begun (each
-	// with its own execution record), retrying says the attempt that just
-	// ended runs again after retryIn, awaitingReset that the log actor is
-	// starting afresh, notBefore when the next attempt may start.
-	tries         int
-	retrying      bool
-	awaitingReset bool
-	retryIn       time.Duration
-	notBefore     time.Time
+	// Work in flight, kept across actor instances so that a new one
+	// waits for it instead of starting it again.
+	current *attempt
+	pending *pendingStep
 }
 
-// attempt is one executor.Run in flight.
+// attempt is one executor.Run in flight. Its goroutine writes res and err
+// before it closes done; nobody reads them before.
 type attempt struct {
 	n      int
 	cancel context.CancelCauseFunc
 	done   chan struct{}
+	res    executors.Result
+	err    error
+	// launched is set when the executor started the execution; the actor
+	// reads it once the attempt ended, in case the message saying so
+	// reached an instance that is gone.
+	launched atomic.Bool
 }
 
-// outcome is how the job ended.
-type outcome struct {
-	result executors.Result
-	err    error // the job could not run (infrastructure or invalid job)
-}
-
-type cancelRequest struct {
-	reason   string
-	shutdown bool
+// pendingStep is one backend step in flight, written like attempt.
+type pendingStep struct {
+	seq   int
+	done  chan struct{}
+	err   error
+	apply func(*Run) // what the answer changes in the Run, applied by the actor
 }
 
 // NewRun starts the state of a claimed job.
 func NewRun(j backend.Job, claimedAt time.Time, execID string, out *output.Log) *Run {
-	return &Run{job: j, claimedAt: claimedAt, execID: execID, out: out, tries: 1}
+	return &Run{job: j, claimedAt: claimedAt, execID: execID, out: out, st: State{Tries: 1}}
 }
 
 // JobID is the backend's id of the job.
@@ -125,13 +89,13 @@ func (r *Run) ExecutionIDs() []string {
 func (r *Run) Status() messages.JobStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := messages.JobStatus{JobID: r.job.ID, Phase: r.phase.String(), Attempts: r.attempts,
-		Restarts: max(r.instances-1, 0), ClaimedAt: r.claimedAt, StartedAt: r.started}
+	s := messages.JobStatus{JobID: r.job.ID, Phase: r.st.Phase.String(), Attempts: r.st.Attempts,
+		Restarts: r.st.Restarts, ClaimedAt: r.claimedAt, StartedAt: r.st.StartedAt}
 	if r.plan != nil {
 		s.Executor = string(r.plan.Kind)
 	}
-	if r.cancel != nil {
-		s.Cancel = r.cancel.reason
+	if r.st.Cancel != nil {
+		s.Cancel = r.st.Cancel.Reason
 	}
 	return s
 }
@@ -142,7 +106,8 @@ func (r *Run) Status() messages.JobStatus {
 func (r *Run) Detachable() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.phase == phaseExecute && r.current != nil && r.cancel == nil && r.journaled == journal.Running
+	s := r.st
+	return s.Phase == phaseExecute && s.Executing && s.Cancel == nil && s.Journaled == journal.Running
 }
 
 // CompletionPending returns the completion that could not be delivered, if
@@ -150,38 +115,37 @@ func (r *Run) Detachable() bool {
 func (r *Run) CompletionPending() (backend.Completion, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.completion == nil || r.completed || r.completeErr == nil {
+	if r.completion == nil || r.st.Completed || !r.st.CompleteFailed {
 		return backend.Completion{}, false
 	}
 	return *r.completion, true
 }
 
+// The methods below are the supervisor's, for a Run whose actor is gone.
+
 // MarkCompleted records that a retried completion reached the backend.
 func (r *Run) MarkCompleted() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.completed, r.completeErr = true, nil
+	r.st.Completed, r.st.CompleteFailed = true, false
 }
 
-// detachCurrent lets the attempt in flight go on without this actor
-// instance: the executor keeps the execution alive for the next instance.
-func (r *Run) detachCurrent() {
+// CompleteFailed records that a /complete sent by the supervisor failed;
+// CompletionPending then offers it for a later retry.
+func (r *Run) CompleteFailed() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.current != nil {
-		r.current.cancel(executors.ErrDetached)
-	}
+	r.st.CompleteFailed = true
 }
 
-// FailNow ends the job from outside its actor: the supervisor's last resort
-// when a JobActor keeps crashing even after it was given up on. It returns
-// the completion to send (built once, so a retry sends the same); ok is
-// false when nothing must be sent, because the job was completed or its
-// /complete is in flight right now.
+// FailNow ends the job whose actor kept crashing even after it was given
+// up on, and was stopped. It returns the completion to send (built once,
+// so a retry sends the same); ok is false when nothing must be sent,
+// because the job was completed or its /complete is in flight right now.
 func (r *Run) FailNow(reason string, now time.Time) (c backend.Completion, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.completed || (r.stepBusy && r.phase == phaseComplete) {
+	if r.st.Completed || r.st.Step == stepComplete {
 		return backend.Completion{}, false
 	}
 	if r.completion == nil {
@@ -193,14 +157,20 @@ func (r *Run) FailNow(reason string, now time.Time) (c backend.Completion, ok bo
 			Timestamp: now,
 		}
 	}
-	r.phase = phaseDone
+	r.st.Phase = phaseDone
+	if r.current != nil { // stop what is left of it
+		r.current.cancel(errGivenUp)
+	}
 	return *r.completion, true
 }
 
-// CompleteFailed records that a /complete sent by the supervisor failed;
-// CompletionPending then offers it for a later retry.
-func (r *Run) CompleteFailed(err error) {
+// detachCurrent lets the attempt in flight go on without the actor
+// instance that started it: the executor keeps the execution alive for
+// the next instance, or for the next process.
+func (r *Run) detachCurrent() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.completeErr = err
+	if r.current != nil {
+		r.current.cancel(executors.ErrDetached)
+	}
 }

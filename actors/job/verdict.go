@@ -37,24 +37,24 @@ type verdict struct {
 // status timeout with exit code -1 (the UI's TIMEOUT); a multi-server job
 // that failed on some servers is completed with 100+failed (PARTIAL); a
 // stop forced by our own shutdown is a failure, not the user's cancel.
-func judge(o outcome, cancel *cancelRequest, giveUp string, servers int) verdict {
-	r := o.result
+func judge(o Outcome, cancel *CancelRequest, giveUp string, servers int) verdict {
+	r := o.Result
 	switch {
 	case giveUp != "":
 		return verdict{backend.StatusFailed, ExitCouldNotRun, OutcomeError, giveUp}
-	case errors.Is(o.err, executors.ErrNotResumable):
+	case errors.Is(o.Err, executors.ErrNotResumable):
 		// It ran, but where it ran was lost: say so, not "could not run".
-		return verdict{backend.StatusFailed, ExitCouldNotRun, OutcomeError, "lost track of the job: " + o.err.Error()}
-	case o.err != nil:
-		return verdict{backend.StatusFailed, ExitCouldNotRun, OutcomeError, "could not run the job: " + o.err.Error()}
+		return verdict{backend.StatusFailed, ExitCouldNotRun, OutcomeError, "lost track of the job: " + o.Err.Error()}
+	case o.Err != nil:
+		return verdict{backend.StatusFailed, ExitCouldNotRun, OutcomeError, "could not run the job: " + o.Err.Error()}
 	case r.TimedOut:
 		return verdict{backend.StatusTimeout, -1, OutcomeTimeout, orDefault(r.Reason, "timed out")}
-	case r.Cancelled && cancel != nil && cancel.shutdown:
-		return verdict{backend.StatusFailed, exitOf(r), OutcomeCancelled, "stopped: " + cancel.reason}
+	case r.Cancelled && cancel != nil && cancel.Shutdown:
+		return verdict{backend.StatusFailed, exitOf(r), OutcomeCancelled, "stopped: " + cancel.Reason}
 	case r.Cancelled:
 		why := "cancelled"
-		if cancel != nil && cancel.reason != "" {
-			why = "cancelled: " + cancel.reason
+		if cancel != nil && cancel.Reason != "" {
+			why = "cancelled: " + cancel.Reason
 		}
 		return verdict{backend.StatusCancelled, exitOf(r), OutcomeCancelled, why}
 	case servers > 1:
@@ -91,4 +91,18 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// outcomeOfStatus labels a completion by its status, for a job restored
+// with its completion owed (its outcome was not kept).
+func outcomeOfStatus(status string) string {
+	switch status {
+	case backend.StatusCompleted:
+		return OutcomeSuccess
+	case backend.StatusTimeout:
+		return OutcomeTimeout
+	case backend.StatusCancelled:
+		return OutcomeCancelled
+	}
+	return OutcomeFailure
 }

@@ -12,8 +12,8 @@ func TestJudge(t *testing.T) {
 	exited := func(code int) executors.Result { return executors.Result{Exited: true, ExitCode: code} }
 	tests := []struct {
 		name     string
-		o        outcome
-		cancel   *cancelRequest
+		o        Outcome
+		cancel   *CancelRequest
 		giveUp   string
 		servers  int
 		status   string
@@ -21,25 +21,25 @@ func TestJudge(t *testing.T) {
 		outcome  string
 		reason   string
 	}{
-		{"success", outcome{result: exited(0)}, nil, "", 1, "completed", 0, OutcomeSuccess, ""},
-		{"exit 3", outcome{result: exited(3)}, nil, "", 1, "failed", 3, OutcomeFailure, "exited with code 3"},
-		{"timeout", outcome{result: executors.Result{TimedOut: true, Exited: true, ExitCode: 143, Reason: "timed out after 1s"}}, nil, "", 1,
+		{"success", Outcome{Result: exited(0)}, nil, "", 1, "completed", 0, OutcomeSuccess, ""},
+		{"exit 3", Outcome{Result: exited(3)}, nil, "", 1, "failed", 3, OutcomeFailure, "exited with code 3"},
+		{"timeout", Outcome{Result: executors.Result{TimedOut: true, Exited: true, ExitCode: 143, Reason: "timed out after 1s"}}, nil, "", 1,
 			"timeout", -1, OutcomeTimeout, "timed out after 1s"},
-		{"oom", outcome{result: executors.Result{OOMKilled: true, Exited: true, ExitCode: 137, Reason: "killed: out of memory (limit 32 MiB)"}}, nil, "", 1,
+		{"oom", Outcome{Result: executors.Result{OOMKilled: true, Exited: true, ExitCode: 137, Reason: "killed: out of memory (limit 32 MiB)"}}, nil, "", 1,
 			"failed", 137, OutcomeFailure, "killed: out of memory (limit 32 MiB)"},
-		{"user cancel", outcome{result: executors.Result{Cancelled: true, Exited: true, ExitCode: 143}}, &cancelRequest{reason: "by alice"}, "", 1,
+		{"user cancel", Outcome{Result: executors.Result{Cancelled: true, Exited: true, ExitCode: 143}}, &CancelRequest{Reason: "by alice"}, "", 1,
 			"cancelled", 143, OutcomeCancelled, "cancelled: by alice"},
-		{"cancel before start", outcome{result: executors.Result{Cancelled: true}}, &cancelRequest{reason: "x"}, "", 1,
+		{"cancel before start", Outcome{Result: executors.Result{Cancelled: true}}, &CancelRequest{Reason: "x"}, "", 1,
 			"cancelled", 130, OutcomeCancelled, "cancelled: x"},
-		{"shutdown", outcome{result: executors.Result{Cancelled: true, Exited: true, ExitCode: 143}}, &cancelRequest{reason: "orchestrator shut down", shutdown: true}, "", 1,
+		{"shutdown", Outcome{Result: executors.Result{Cancelled: true, Exited: true, ExitCode: 143}}, &CancelRequest{Reason: "orchestrator shut down", Shutdown: true}, "", 1,
 			"failed", 143, OutcomeCancelled, "stopped: orchestrator shut down"},
-		{"could not run", outcome{err: errors.New("image not found")}, nil, "", 1, "failed", 125, OutcomeError, "could not run the job: image not found"},
-		{"lost", outcome{err: fmt.Errorf("docker executor: %w: its container is gone", executors.ErrNotResumable)}, nil, "", 1,
+		{"could not run", Outcome{Err: errors.New("image not found")}, nil, "", 1, "failed", 125, OutcomeError, "could not run the job: image not found"},
+		{"lost", Outcome{Err: fmt.Errorf("docker executor: %w: its container is gone", executors.ErrNotResumable)}, nil, "", 1,
 			"failed", 125, OutcomeError, "lost track of the job: docker executor: execution cannot be resumed: its container is gone"},
-		{"budget spent", outcome{}, nil, "restart budget spent", 1, "failed", 125, OutcomeError, "restart budget spent"},
-		{"multi all ok", outcome{result: exited(0)}, nil, "", 2, "completed", 0, OutcomeSuccess, ""},
-		{"multi partial", outcome{result: exited(101)}, nil, "", 2, "completed", 101, OutcomeFailure, "partial: failed on 1 of 2 servers"},
-		{"multi all failed", outcome{result: exited(102)}, nil, "", 2, "failed", 102, OutcomeFailure, "failed on all 2 servers"},
+		{"budget spent", Outcome{}, nil, "restart budget spent", 1, "failed", 125, OutcomeError, "restart budget spent"},
+		{"multi all ok", Outcome{Result: exited(0)}, nil, "", 2, "completed", 0, OutcomeSuccess, ""},
+		{"multi partial", Outcome{Result: exited(101)}, nil, "", 2, "completed", 101, OutcomeFailure, "partial: failed on 1 of 2 servers"},
+		{"multi all failed", Outcome{Result: exited(102)}, nil, "", 2, "failed", 102, OutcomeFailure, "failed on all 2 servers"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

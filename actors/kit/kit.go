@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -135,15 +136,33 @@ func PanicReason(v any) string {
 	return fmt.Sprint(v)
 }
 
-// Go runs a blocking call (the backend, an executor) off the actor's
-// goroutine, bounded by timeout and with a panic turned into an error,
-// then hands the error to done (which may be nil). Such goroutines are
-// outside any actor's recovery: a panic there would end the process.
-func Go(timeout time.Duration, what string, call func(ctx context.Context) error, done func(error)) {
+// Tasks owns the goroutines actors start for blocking calls (the backend,
+// an executor): each runs off the actor's goroutine, bounded by its
+// timeout and by the group's context, with a panic turned into an error
+// (such goroutines are outside any actor's recovery: a panic there would
+// end the process). Whoever creates a Tasks stops it with Close, which
+// cancels what is still running and waits for it.
+type Tasks struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// NewTasks returns an empty group whose calls run until Close.
+func NewTasks() *Tasks {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Tasks{ctx: ctx, cancel: cancel}
+}
+
+// Go runs call in the group, then hands its error to done (which may be
+// nil). done runs on the call's goroutine.
+func (t *Tasks) Go(timeout time.Duration, what string, call func(ctx context.Context) error, done func(error)) {
 	callsStarted.Add(1)
+	t.wg.Add(1)
 	go func() {
+		defer t.wg.Done()
 		defer callsEnded.Add(1)
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		ctx, cancel := context.WithTimeout(t.ctx, timeout)
 		err := Safely(what, func() error { return call(ctx) })
 		cancel()
 		if done != nil {
@@ -152,11 +171,54 @@ func Go(timeout time.Duration, what string, call func(ctx context.Context) error
 	}()
 }
 
-// callsStarted and callsEnded count the calls Go started and those that
+// Start runs fn in the group with no deadline of its own: for work whose
+// end the caller waits for by other means (an executor run, which its own
+// context stops). A panic in fn ends fn, not the process; fn reports its
+// own errors. Such goroutines are not counted by Calls: they may run as long as a job.
+func (t *Tasks) Start(what string, fn func()) {
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		_ = Safely(what, func() error { fn(); return nil })
+	}()
+}
+
+// Wait waits until every call has ended, or ctx is done; it reports
+// whether they all ended. Calls started meanwhile are waited for too.
+func (t *Tasks) Wait(ctx context.Context) bool {
+	idle := make(chan struct{})
+	go func() { t.wg.Wait(); close(idle) }()
+	select {
+	case <-idle:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// Close cancels the calls still running and waits for them to return.
+func (t *Tasks) Close() {
+	t.cancel()
+	t.wg.Wait()
+}
+
+// Shared is the group of actors whose creator gave them none (tests that
+// spawn one actor alone).
+var Shared = NewTasks()
+
+// Or returns t, or Shared when t is nil.
+func (t *Tasks) Or() *Tasks {
+	if t == nil {
+		return Shared
+	}
+	return t
+}
+
+// callsStarted and callsEnded count the calls every Tasks started and those that
 // ended, done included.
 var callsStarted, callsEnded atomic.Int64
 
-// Calls reports how many calls Go has started and how many have ended
+// Calls reports how many calls any Tasks has started and how many have ended
 // (their done included), process-wide. When the two are equal, no call is
 // in flight and every message a done sent has been sent: tests use it to
 // know that nothing an actor started in the background can still act.

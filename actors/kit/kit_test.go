@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,9 +34,11 @@ func TestTypeName(t *testing.T) {
 }
 
 func TestGoBoundsTheCallAndSurvivesPanics(t *testing.T) {
+	tasks := NewTasks()
+	defer tasks.Close()
 	errs := make(chan error, 2)
-	Go(time.Minute, "backend call", func(context.Context) error { panic("boom") }, func(err error) { errs <- err })
-	Go(20*time.Millisecond, "slow call", func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() },
+	tasks.Go(time.Minute, "backend call", func(context.Context) error { panic("boom") }, func(err error) { errs <- err })
+	tasks.Go(20*time.Millisecond, "slow call", func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() },
 		func(err error) { errs <- err })
 	for i := 0; i < 2; i++ {
 		select {
@@ -52,9 +55,11 @@ func TestGoBoundsTheCallAndSurvivesPanics(t *testing.T) {
 
 // Calls counts a call of Go as ended only once its done has returned.
 func TestCallsCountsACallUntilItsDoneReturned(t *testing.T) {
+	tasks := NewTasks()
+	defer tasks.Close()
 	started0, _ := Calls()
 	release, inDone := make(chan struct{}), make(chan struct{})
-	Go(time.Minute, "call", func(context.Context) error { return nil }, func(error) {
+	tasks.Go(time.Minute, "call", func(context.Context) error { return nil }, func(error) {
 		close(inDone)
 		<-release
 	})
@@ -65,4 +70,41 @@ func TestCallsCountsACallUntilItsDoneReturned(t *testing.T) {
 	}
 	close(release)
 	testenv.Idle(t, Calls)
+}
+
+// Close cancels the calls still running and returns once they ended; Wait
+// reports whether everything ended in time.
+func TestTasksCloseCancelsAndWaits(t *testing.T) {
+	tasks := NewTasks()
+	started := make(chan struct{})
+	var ended atomic.Bool
+	tasks.Go(time.Hour, "long call", func(ctx context.Context) error {
+		close(started)
+		<-ctx.Done()
+		return ctx.Err()
+	}, func(error) { ended.Store(true) })
+	release := make(chan struct{})
+	tasks.Start("long run", func() { <-release })
+	<-started
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if tasks.Wait(ctx) {
+		t.Fatal("Wait reported idle with two tasks running")
+	}
+	close(release)
+	tasks.Close()
+	if !ended.Load() {
+		t.Fatal("Close returned before the call's done ran")
+	}
+	if !tasks.Wait(context.Background()) {
+		t.Fatal("Wait after Close: not idle")
+	}
+}
+
+// A panic in a started task is contained: the process goes on and the
+// group ends.
+func TestTasksStartSurvivesPanics(t *testing.T) {
+	tasks := NewTasks()
+	tasks.Start("panicky", func() { panic("boom") })
+	tasks.Close()
 }

@@ -52,8 +52,9 @@ type Deps struct {
 	Updater  Updater
 	Clock    kit.Clock
 	Logger   *slog.Logger
-	Observer Observer // may be nil
-	Keeper   Keeper   // may be nil: output is not kept across restarts
+	Observer Observer   // may be nil
+	Keeper   Keeper     // may be nil: output is not kept across restarts
+	Tasks    *kit.Tasks // owns the backend calls; nil: kit.Shared
 	Settings Settings
 }
 
@@ -199,7 +200,7 @@ func (a *Actor) shipLocked(final bool) {
 	}
 	engine, self, deps, log := a.engine, a.self, a.deps, a.log
 	jobID := st.jobID
-	kit.Go(5*time.Minute, "execution update", func(ctx context.Context) error {
+	deps.Tasks.Or().Go(5*time.Minute, "execution update", func(ctx context.Context) error {
 		if deps.Keeper != nil {
 			if err := deps.Keeper.SaveOutput(jobID, kept); err != nil {
 				log.Warn("could not keep the job's output; a restart replays it whole", "err", err)

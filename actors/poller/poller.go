@@ -41,6 +41,7 @@ type Deps struct {
 	Logger     *slog.Logger
 	Settings   Settings
 	Supervisor *actor.PID
+	Tasks      *kit.Tasks // owns the backend calls; nil: kit.Shared
 }
 
 // State survives the poller's restarts and respawns: a new instance must
@@ -208,7 +209,7 @@ const callTimeout = 10 * time.Minute
 func (a *Actor) goDo(call func(ctx context.Context) any) {
 	engine, self, st := a.engine, a.self, a.st
 	var res any
-	kit.Go(callTimeout, "poll", func(ctx context.Context) error {
+	a.deps.Tasks.Or().Go(callTimeout, "poll", func(ctx context.Context) error {
 		res = call(ctx)
 		return nil
 	}, func(err error) {

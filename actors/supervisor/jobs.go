@@ -49,13 +49,13 @@ func (s *Supervisor) spawnLog(c *actor.Context, run *job.Run) {
 		s.st.logStates[run.JobID()] = st
 	}
 	deps := logactor.Deps{Updater: s.deps.Backend, Clock: s.deps.Clock, Logger: s.log.With("actor", KindLog),
-		Observer: s.obs, Keeper: s.deps.Keeper, Settings: s.deps.Settings.Logs}
+		Observer: s.obs, Keeper: s.deps.Keeper, Tasks: s.deps.Tasks, Settings: s.deps.Settings.Logs}
 	s.spawn(c, KindLog, run.JobID(), run.JobID(), logactor.New(st, deps))
 }
 
 func (s *Supervisor) spawnJob(c *actor.Context, run *job.Run) {
 	deps := job.Deps{Reporter: s.deps.Backend, Inquirer: s.deps.Backend, Executors: s.deps.Executors,
-		Clock: s.deps.Clock, Logger: s.log.With("actor", KindJob), Observer: s.obs, Journal: s.deps.Journal,
+		Clock: s.deps.Clock, Logger: s.log.With("actor", KindJob), Observer: s.obs, Journal: s.deps.Journal, Tasks: s.deps.Tasks,
 		Settings: s.deps.Settings.Job}
 	logPID := actor.NewPID(s.engine.Address(), s.childID(KindLog, run.JobID()))
 	s.spawn(c, KindJob, run.JobID(), run.JobID(), job.New(run, deps, logPID, s.st.self))
@@ -98,7 +98,7 @@ func (s *Supervisor) failUnreadable(m messages.JobsUnreadable) {
 		s.obs.JobReceived()
 		s.obs.JobFinished("none", job.OutcomeError, 0)
 		why := "the orchestrator could not read the job: " + m.Reason
-		kit.Go(callTimeout, "fail job", func(ctx context.Context) error {
+		s.deps.Tasks.Or().Go(callTimeout, "fail job", func(ctx context.Context) error {
 			return b.FailJob(ctx, id, why, job.ExitCouldNotRun)
 		}, func(err error) {
 			if err != nil {
@@ -110,7 +110,7 @@ func (s *Supervisor) failUnreadable(m messages.JobsUnreadable) {
 
 func (s *Supervisor) release(jobID, why string) {
 	b, log := s.deps.Backend, s.log
-	kit.Go(callTimeout, "release job", func(ctx context.Context) error {
+	s.deps.Tasks.Or().Go(callTimeout, "release job", func(ctx context.Context) error {
 		return b.ReleaseJob(ctx, jobID, why)
 	}, func(err error) {
 		if err != nil {

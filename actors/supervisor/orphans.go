@@ -60,7 +60,7 @@ func (s *Supervisor) failOrphan(row backend.JobRow) {
 	s.st.recovering[jobID] = true
 	execs := orphanExecutors(s.deps.Executors, row.Type)
 	engine, self, deps, log := s.engine, s.st.self, s.deps, s.log
-	kit.Go(callTimeout, "fail orphan", func(ctx context.Context) error {
+	s.deps.Tasks.Or().Go(callTimeout, "fail orphan", func(ctx context.Context) error {
 		reason := orphanReason(ctx, jobID, execs, log)
 		c := backend.Completion{Status: backend.StatusFailed, ExitCode: job.ExitCouldNotRun,
 			Output: backend.CompletionOutput{Stderr: output.AppendNote("", reason)}, Timestamp: deps.Clock.Now()}

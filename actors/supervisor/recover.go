@@ -81,7 +81,7 @@ func (s *Supervisor) recoverJournal(c *actor.Context) {
 func (s *Supervisor) releaseRecovered(jobID string) {
 	b, j, log := s.deps.Backend, s.deps.Journal, s.log
 	why := "orchestrator " + s.deps.Settings.OrchestratorID + " restarted before it started the job; released to run again"
-	kit.Go(callTimeout, "release job", func(ctx context.Context) error {
+	s.deps.Tasks.Or().Go(callTimeout, "release job", func(ctx context.Context) error {
 		if err := b.ReleaseJob(ctx, jobID, why); err != nil {
 			return err
 		}
@@ -107,7 +107,7 @@ func (s *Supervisor) failUnrecoverable(jobID, executor string, cause error) {
 	if d, ok := deps.Backend.(doubter); ok {
 		d.InDoubt(jobID)
 	}
-	kit.Go(callTimeout, "fail unrecoverable job", func(ctx context.Context) error {
+	s.deps.Tasks.Or().Go(callTimeout, "fail unrecoverable job", func(ctx context.Context) error {
 		reason := fmt.Sprintf("the orchestrator restarted and could not read its record of the job (%v); "+
 			"whether the job finished is unknown", cause)
 		if ex != nil {

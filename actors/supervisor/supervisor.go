@@ -86,6 +86,7 @@ type Deps struct {
 	Journal   job.Journal     // nil: jobs are not journaled
 	Keeper    logactor.Keeper // nil: output is not kept across restarts
 	Recovery  Recovery        // what the earlier process left
+	Tasks     *kit.Tasks      // owns every backend call of the tree; nil: kit.Shared
 	Settings  Settings
 }
 
@@ -127,6 +128,9 @@ type child struct {
 	budget    *budget
 	stopping  bool // the supervisor stopped it; do not respawn
 	gaveUp    bool
+	// failOnStop: the job actor was stopped for crashing even while giving
+	// up; once it is gone the supervisor ends the job with this reason.
+	failOnStop string
 }
 
 type drainState struct {
@@ -201,6 +205,8 @@ func (s *Supervisor) Receive(c *actor.Context) {
 		s.onJobsClaimed(c, msg)
 	case messages.JobFinished:
 		s.onJobFinished(msg)
+	case messages.JobInterrupted:
+		s.onInterrupted(msg)
 	case messages.JobsUnreadable:
 		s.failUnreadable(msg)
 	case messages.OrphansFound:
@@ -261,7 +267,7 @@ func (s *Supervisor) spawn(c *actor.Context, kind, id, jobID string, p actor.Pro
 
 func (s *Supervisor) spawnPoller(c *actor.Context) {
 	deps := poller.Deps{Backend: s.deps.Backend, Clock: s.deps.Clock, Logger: s.log.With("actor", KindPoller),
-		Settings: s.deps.Settings.Poll, Supervisor: s.st.self}
+		Settings: s.deps.Settings.Poll, Supervisor: s.st.self, Tasks: s.deps.Tasks}
 	ch := s.spawn(c, KindPoller, "main", "", poller.New(s.st.pollerSt, deps))
 	if n := s.st.freedWhileDown; n > 0 {
 		s.st.freedWhileDown = 0
@@ -318,12 +324,12 @@ const callTimeout = 5 * time.Minute
 // complete delivers a completion the JobActor could not, off the actor.
 func (s *Supervisor) complete(run *job.Run, c backend.Completion) {
 	engine, self, b, log, journal := s.engine, s.st.self, s.deps.Backend, s.log, s.deps.Journal
-	kit.Go(callTimeout, "complete job", func(ctx context.Context) error {
+	s.deps.Tasks.Or().Go(callTimeout, "complete job", func(ctx context.Context) error {
 		return b.CompleteJob(ctx, run.JobID(), c)
 	}, func(err error) {
 		if err != nil {
 			log.Error("could not deliver the job's completion; will retry", "job_id", run.JobID(), "err", err)
-			run.CompleteFailed(err)
+			run.CompleteFailed()
 		} else {
 			run.MarkCompleted()
 			if err := journal.Remove(run.JobID()); err != nil {

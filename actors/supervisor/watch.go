@@ -43,6 +43,9 @@ func (s *Supervisor) onStopped(c *actor.Context, ev actor.ActorStoppedEvent) {
 	s.obs.ActorStopped(ch.kind)
 	if ch.stopping {
 		delete(s.st.children, ev.PID.ID)
+		if ch.failOnStop != "" {
+			s.failStoppedJob(ch)
+		}
 		s.checkDrained()
 		return
 	}
@@ -116,12 +119,48 @@ func (s *Supervisor) giveUpJob(ch *child, why string) {
 	if ch.budget.used() <= 2*s.deps.Settings.MaxRestarts {
 		return // give the give-up a chance to finish
 	}
+	if ch.failOnStop != "" {
+		return // stopping already
+	}
 	s.log.Error("job actor crashes even while giving up; ending the job from the supervisor", "job_id", ch.jobID)
+	// The Run is the actor's until it is gone: the job is failed once the
+	// stop is confirmed (onStopped), never while the actor may still write.
+	ch.failOnStop = why
 	s.stopChild(ch)
-	if c, ok := run.FailNow(why, s.deps.Clock.Now()); ok {
+}
+
+// failStoppedJob ends the job of a job actor the supervisor stopped for
+// good; the Run has no other writer left.
+func (s *Supervisor) failStoppedJob(ch *child) {
+	run := s.st.runs[ch.jobID]
+	if run == nil {
+		return
+	}
+	if c, ok := run.FailNow(ch.failOnStop, s.deps.Clock.Now()); ok {
 		s.complete(run, c)
 	}
 	s.onJobFinished(messages.JobFinished{JobID: ch.jobID, Executor: "unknown", Outcome: "error"})
+}
+
+// onInterrupted: a job's execution was cut by something a restart can heal.
+// It is supervised like a crash of the job's actor, without one: the
+// restart budget decides whether the job resumes or is given up on.
+func (s *Supervisor) onInterrupted(m messages.JobInterrupted) {
+	ch := s.st.children[s.childID(KindJob, m.JobID)]
+	if ch == nil || ch.stopping {
+		return
+	}
+	reason := "execution interrupted: " + m.Reason
+	ch.restarts++
+	s.obs.ActorRestarted(ch.kind)
+	s.st.noteRestart(messages.RestartEvent{At: s.deps.Clock.Now(), PID: ch.pid.ID, Kind: ch.kind, JobID: ch.jobID,
+		Reason: reason})
+	s.log.Warn("job execution interrupted", "job_id", ch.jobID, "reason", m.Reason, "restarts", ch.restarts)
+	if !ch.budget.spend(s.deps.Clock.Now()) {
+		s.budgetSpent(ch, reason)
+		return
+	}
+	kit.Send(s.engine, ch.pid, messages.ResumeJob{})
 }
 
 func (s *Supervisor) respawnPollerLater() {
