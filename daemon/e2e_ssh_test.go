@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/cronium/orchestrator/backend"
 	"github.com/cronium/orchestrator/config"
 	"github.com/cronium/orchestrator/embedded"
