@@ -150,12 +150,8 @@ func (r *Run) FailNow(reason string, now time.Time) (c backend.Completion, ok bo
 	}
 	if r.completion == nil {
 		snap := r.out.Snapshot()
-		r.completion = &backend.Completion{
-			Status:    backend.StatusFailed,
-			ExitCode:  ExitCouldNotRun,
-			Output:    backend.CompletionOutput{Stdout: snap.Stdout, Stderr: output.AppendNote(snap.Stderr, reason)},
-			Timestamp: now,
-		}
+		c := CouldNotRun(snap.Stdout, snap.Stderr, reason, now)
+		r.completion = &c
 	}
 	r.st.Phase = phaseDone
 	if r.current != nil { // stop what is left of it

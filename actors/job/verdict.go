@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/cronium/orchestrator/backend"
 	"github.com/cronium/orchestrator/executors"
+	"github.com/cronium/orchestrator/output"
 )
 
 // Outcomes label how jobs ended, in metrics and logs.
@@ -65,18 +67,26 @@ func judge(o Outcome, cancel *CancelRequest, giveUp string, servers int) verdict
 	return verdict{backend.StatusFailed, exitOf(r), OutcomeFailure, orDefault(r.Reason, r.Describe())}
 }
 
-// judgeMulti: the executor sets 0 or 100+failed servers.
+// judgeMulti counts the servers that failed: the backend's convention is
+// exit code 100+failed, completed (PARTIAL) when some succeeded.
 func judgeMulti(r executors.Result, servers int) verdict {
-	failed := r.ExitCode - 100
+	failed := 0
+	for _, s := range r.Servers {
+		if s.Err != nil || !s.Result.Succeeded() {
+			failed++
+		}
+	}
 	switch {
-	case r.Exited && r.ExitCode == 0:
+	case failed == 0 && r.Succeeded():
 		return verdict{backend.StatusCompleted, 0, OutcomeSuccess, ""}
 	case failed > 0 && failed < servers:
-		return verdict{backend.StatusCompleted, r.ExitCode, OutcomeFailure,
+		return verdict{backend.StatusCompleted, 100 + failed, OutcomeFailure,
 			fmt.Sprintf("partial: failed on %d of %d servers", failed, servers)}
+	case failed > 0:
+		return verdict{backend.StatusFailed, 100 + failed, OutcomeFailure,
+			orDefault(r.Reason, fmt.Sprintf("failed on all %d servers", servers))}
 	}
-	return verdict{backend.StatusFailed, exitOf(r), OutcomeFailure,
-		orDefault(r.Reason, fmt.Sprintf("failed on all %d servers", servers))}
+	return verdict{backend.StatusFailed, exitOf(r), OutcomeFailure, orDefault(r.Reason, r.Describe())}
 }
 
 func exitOf(r executors.Result) int {
@@ -105,4 +115,16 @@ func outcomeOfStatus(status string) string {
 		return OutcomeCancelled
 	}
 	return OutcomeFailure
+}
+
+// CouldNotRun is the completion of a job the orchestrator ended without a
+// result of its own (lost track of it, or gave up on it): failed with
+// ExitCouldNotRun, the output kept so far, and the reason last in stderr.
+func CouldNotRun(stdout, stderr, reason string, now time.Time) backend.Completion {
+	return backend.Completion{
+		Status:    backend.StatusFailed,
+		ExitCode:  ExitCouldNotRun,
+		Output:    backend.CompletionOutput{Stdout: stdout, Stderr: output.AppendNote(stderr, reason)},
+		Timestamp: now,
+	}
 }

@@ -10,6 +10,13 @@ import (
 
 func TestJudge(t *testing.T) {
 	exited := func(code int) executors.Result { return executors.Result{Exited: true, ExitCode: code} }
+	ok := executors.ServerResult{Result: exited(0)}
+	bad := executors.ServerResult{Result: exited(2)}
+	unreachable := executors.ServerResult{Err: errors.New("dial: connection refused")}
+	multi := func(r executors.Result, servers ...executors.ServerResult) executors.Result {
+		r.Servers = servers
+		return r
+	}
 	tests := []struct {
 		name     string
 		o        Outcome
@@ -38,8 +45,10 @@ func TestJudge(t *testing.T) {
 			"failed", 125, OutcomeError, "lost track of the job: docker executor: execution cannot be resumed: its container is gone"},
 		{"budget spent", Outcome{}, nil, "restart budget spent", 1, "failed", 125, OutcomeError, "restart budget spent"},
 		{"multi all ok", Outcome{Result: exited(0)}, nil, "", 2, "completed", 0, OutcomeSuccess, ""},
-		{"multi partial", Outcome{Result: exited(101)}, nil, "", 2, "completed", 101, OutcomeFailure, "partial: failed on 1 of 2 servers"},
-		{"multi all failed", Outcome{Result: exited(102)}, nil, "", 2, "failed", 102, OutcomeFailure, "failed on all 2 servers"},
+		{"multi success", Outcome{Result: multi(exited(0), ok, ok)}, nil, "", 2, "completed", 0, OutcomeSuccess, ""},
+		{"multi partial", Outcome{Result: multi(exited(1), ok, bad)}, nil, "", 2, "completed", 101, OutcomeFailure, "partial: failed on 1 of 2 servers"},
+		{"multi one unreachable", Outcome{Result: multi(exited(1), ok, ok, unreachable)}, nil, "", 3, "completed", 101, OutcomeFailure, "partial: failed on 1 of 3 servers"},
+		{"multi all failed", Outcome{Result: multi(exited(1), bad, unreachable)}, nil, "", 2, "failed", 102, OutcomeFailure, "failed on all 2 servers"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -14,7 +14,6 @@ import (
 	"github.com/cronium/orchestrator/executors"
 	"github.com/cronium/orchestrator/jobspec"
 	"github.com/cronium/orchestrator/messages"
-	"github.com/cronium/orchestrator/output"
 )
 
 // recovered: a terminal call the supervisor made itself (an orphan, a
@@ -62,8 +61,7 @@ func (s *Supervisor) failOrphan(row backend.JobRow) {
 	engine, self, deps, log := s.engine, s.st.self, s.deps, s.log
 	s.deps.Tasks.Or().Go(callTimeout, "fail orphan", func(ctx context.Context) error {
 		reason := orphanReason(ctx, jobID, execs, log)
-		c := backend.Completion{Status: backend.StatusFailed, ExitCode: job.ExitCouldNotRun,
-			Output: backend.CompletionOutput{Stderr: output.AppendNote("", reason)}, Timestamp: deps.Clock.Now()}
+		c := job.CouldNotRun("", "", reason, deps.Clock.Now())
 		err := deps.Backend.CompleteJob(ctx, jobID, c)
 		if err == nil {
 			log.Warn("failed an orphaned job", "job_id", jobID, "reason", reason)

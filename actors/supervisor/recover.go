@@ -8,7 +8,6 @@ import (
 
 	"github.com/cronium/orchestrator/actors/job"
 	"github.com/cronium/orchestrator/actors/kit"
-	"github.com/cronium/orchestrator/backend"
 	"github.com/cronium/orchestrator/executors"
 	"github.com/cronium/orchestrator/jobspec"
 	"github.com/cronium/orchestrator/journal"
@@ -117,8 +116,7 @@ func (s *Supervisor) failUnrecoverable(jobID, executor string, cause error) {
 				reason += "; whatever was left of it was stopped"
 			}
 		}
-		c := backend.Completion{Status: backend.StatusFailed, ExitCode: job.ExitCouldNotRun,
-			Output: backend.CompletionOutput{Stderr: output.AppendNote("", reason)}, Timestamp: deps.Clock.Now()}
+		c := job.CouldNotRun("", "", reason, deps.Clock.Now())
 		if err := deps.Backend.CompleteJob(ctx, jobID, c); err != nil {
 			return err
 		}

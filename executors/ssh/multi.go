@@ -36,7 +36,8 @@ type serverProgress struct {
 
 // runMulti runs the script on every server in parallel. Each server is a
 // target of its own (its own spool, named by its execution id); the job's
-// exit code is 0 when all succeed, else 100 + the number that failed.
+// exit code is 0 when all succeed, else 1; Servers says which failed (the
+// job's verdict turns that into the backend's convention).
 func (e *Executor) runMulti(ctx context.Context, spec executors.Spec, out executors.Output) (executors.Result, error) {
 	mp, err := e.progressFor(spec)
 	if err != nil {
@@ -111,7 +112,7 @@ func aggregate(ctx context.Context, mp *multiProgress) executors.Result {
 	}
 	res.Exited = true
 	if len(failed) > 0 {
-		res.ExitCode = 100 + len(failed)
+		res.ExitCode = 1
 		res.Reason = fmt.Sprintf("%d of %d servers failed: %s", len(failed), len(mp.servers), strings.Join(failed, "; "))
 	}
 	res.Cancelled = ctx.Err() != nil

@@ -34,7 +34,7 @@ func TestMultiServerPartialFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.Exited || res.ExitCode != 101 || res.Succeeded() || !strings.Contains(res.Reason, "web2") {
+	if !res.Exited || res.ExitCode != 1 || res.Succeeded() || !strings.Contains(res.Reason, "web2") {
 		t.Fatalf("res = %+v", res)
 	}
 	lines := strings.Split(strings.TrimSpace(c.stdout.String()), "\n")
@@ -69,7 +69,7 @@ func TestMultiServerUnreachableCountsAsFailed(t *testing.T) {
 	closed, _ := testenv.FreePort()
 	servers[1].Port = closed
 	res, c, err := run(t, e, bashSpec(t, "echo hi", servers...))
-	if err != nil || res.ExitCode != 101 || res.Servers[1].Err == nil || res.Servers[0].Result.ExitCode != 0 {
+	if err != nil || res.ExitCode != 1 || res.Servers[1].Err == nil || res.Servers[0].Result.ExitCode != 0 {
 		t.Fatalf("res=%+v err=%v", res, err)
 	}
 	if !strings.Contains(c.stderr.String(), "[dead] cronium: ") || !strings.Contains(c.stdout.String(), "[ok] hi\n") {
