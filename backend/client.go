@@ -23,12 +23,19 @@ type Options struct {
 	RequestTimeout  time.Duration // per attempt; 0: DefaultRequestTimeout
 	RetryMaxElapsed time.Duration // total time one call may spend retrying; 0: DefaultRetryMaxElapsed
 	Observer        Observer      // nil: none
+
+	// ScriptCallMaxElapsed bounds, in total, a call a user's script waits
+	// on (variables, execution context); 0: DefaultScriptCallMaxElapsed.
+	ScriptCallMaxElapsed time.Duration
 }
 
 // Defaults for zero Options fields.
 const (
 	DefaultRequestTimeout  = 30 * time.Second
 	DefaultRetryMaxElapsed = 2 * time.Minute
+	// A script blocks in a helper call: a few seconds of retries ride out
+	// a backend restart's blip, longer would look like a hung script.
+	DefaultScriptCallMaxElapsed = 5 * time.Second
 )
 
 // Observer receives one call per HTTP attempt and one per retry. route is the
@@ -54,12 +61,15 @@ const (
 	RouteHealth            = "/api/internal/orchestrator/health"
 	RouteHeartbeat         = "/api/internal/orchestrator/heartbeat"
 	RouteServerCredentials = "/api/internal/servers/{id}/credentials"
+	RouteVariable          = "/api/internal/variables/{userId}/{key}"
+	RouteExecutionContext  = "/api/internal/executions/{id}/context"
 )
 
 // Client calls the backend's internal API. It is safe for concurrent use.
 //
 // Every call is bounded by ctx, by Options.RequestTimeout per attempt and by
-// Options.RetryMaxElapsed in total. Errors are *APIError (the backend
+// Options.RetryMaxElapsed in total (Options.ScriptCallMaxElapsed for the
+// calls a user's script waits on). Errors are *APIError (the backend
 // answered non-2xx), *TransportError (no answer), or a local refusal that
 // sent nothing.
 type Client struct {
@@ -69,6 +79,7 @@ type Client struct {
 	http       *http.Client
 	timeout    time.Duration
 	maxElapsed time.Duration
+	scriptMax  time.Duration // total budget of a call a script waits on
 	obs        Observer
 	// unsure holds the ids (string → struct{}) of jobs whose last
 	// terminal update or release ended in doubt: see callOnce.
@@ -96,7 +107,7 @@ func New(opts Options) (*Client, error) {
 	if opts.OrchestratorID == "" {
 		problems = append(problems, errors.New("orchestrator id is empty"))
 	}
-	if opts.RequestTimeout < 0 || opts.RetryMaxElapsed < 0 {
+	if opts.RequestTimeout < 0 || opts.RetryMaxElapsed < 0 || opts.ScriptCallMaxElapsed < 0 {
 		problems = append(problems, errors.New("timeouts must not be negative"))
 	}
 	if len(problems) > 0 {
@@ -109,6 +120,7 @@ func New(opts Options) (*Client, error) {
 		http:       opts.HTTPClient,
 		timeout:    opts.RequestTimeout,
 		maxElapsed: opts.RetryMaxElapsed,
+		scriptMax:  opts.ScriptCallMaxElapsed,
 		obs:        opts.Observer,
 		newBackOff: defaultBackOff,
 	}
@@ -121,6 +133,9 @@ func New(opts Options) (*Client, error) {
 	}
 	if c.maxElapsed == 0 {
 		c.maxElapsed = DefaultRetryMaxElapsed
+	}
+	if c.scriptMax == 0 {
+		c.scriptMax = DefaultScriptCallMaxElapsed
 	}
 	if c.obs == nil {
 		c.obs = nopObserver{}

@@ -33,6 +33,9 @@ type APIError struct {
 	Details string
 
 	retryAfter time.Duration // a 429's Retry-After, 0 when absent
+	// jsonError: the body was the backend's {"error":..}, not a proxy's
+	// or framework's page (a route the backend lacks answers 404 in HTML).
+	jsonError bool
 }
 
 func (e *APIError) Error() string {
@@ -90,6 +93,7 @@ func newAPIError(method, route, path string, status int, body []byte, token stri
 	if json.Unmarshal(body, &payload) == nil && payload.Error != nil {
 		e.Message = textOf(payload.Error)
 		e.Details = textOf(payload.Details)
+		e.jsonError = true
 	} else {
 		e.Message = strings.TrimSpace(truncateUTF8(string(body), maxErrorText))
 	}

@@ -34,7 +34,12 @@ type request struct {
 }
 
 func (c *Client) newRequest(method, route, id string, query url.Values, body any) (*request, error) {
-	r := &request{method: method, route: route, path: jobPath(route, id), query: query}
+	return c.newRequestAt(method, route, jobPath(route, id), query, body)
+}
+
+// newRequestAt is newRequest for a path already filled in (and escaped).
+func (c *Client) newRequestAt(method, route, path string, query url.Values, body any) (*request, error) {
+	r := &request{method: method, route: route, path: path, query: query}
 	if method == http.MethodGet {
 		return r, nil
 	}
@@ -151,6 +156,11 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 // returned is op's last one; when ctx ended the call, ctx's error naming
 // the last failure that ctx did not cause.
 func (c *Client) retry(ctx context.Context, route string, op func(context.Context) error) error {
+	return c.retryWithin(ctx, route, c.maxElapsed, op)
+}
+
+// retryWithin is retry with a total budget of maxElapsed.
+func (c *Client) retryWithin(ctx context.Context, route string, maxElapsed time.Duration, op func(context.Context) error) error {
 	var last, lastAnswer error
 	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		err := op(ctx)
@@ -171,7 +181,7 @@ func (c *Client) retry(ctx context.Context, route string, op func(context.Contex
 		return struct{}{}, err
 	},
 		backoff.WithBackOff(c.newBackOff()),
-		backoff.WithMaxElapsedTime(c.maxElapsed),
+		backoff.WithMaxElapsedTime(maxElapsed),
 		backoff.WithNotify(func(error, time.Duration) { c.obs.ObserveRetry(route) }),
 	)
 	switch {
@@ -190,6 +200,19 @@ func (c *Client) retry(ctx context.Context, route string, op func(context.Contex
 // that could be doubled.
 func (c *Client) call(ctx context.Context, r *request, out any) error {
 	return c.retry(ctx, r.route, func(ctx context.Context) error { return c.attempt(ctx, r, out) })
+}
+
+// callForScript is call for a request a user's script waits on: the whole
+// call, attempts included, ends within Options.ScriptCallMaxElapsed. The
+// back-off's own budget only stops retries between attempts, so a hanging
+// attempt is cut by a deadline; its error then wraps
+// context.DeadlineExceeded and names the last answer.
+func (c *Client) callForScript(ctx context.Context, r *request, out any) error {
+	ctx, cancel := context.WithTimeoutCause(ctx, c.scriptMax,
+		fmt.Errorf("backend: %s %s: gave up after %v, the budget of a call a script waits on: %w",
+			r.method, r.path, c.scriptMax, context.DeadlineExceeded))
+	defer cancel()
+	return c.retryWithin(ctx, r.route, c.scriptMax, func(ctx context.Context) error { return c.attempt(ctx, r, out) })
 }
 
 // callOnce sends a request whose repetition could do harm (a terminal

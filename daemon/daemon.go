@@ -107,10 +107,13 @@ func New(cfg config.Config, opts Options) (*Daemon, error) {
 	if rec.Entries, rec.Unreadable, err = jobs.Load(); err != nil {
 		return nil, err
 	}
-	rec.Outputs = map[string]output.Kept{}
+	rec.Outputs, rec.Helpers = map[string]output.Kept{}, map[string][]byte{}
 	for _, e := range rec.Entries {
 		if k, ok := jobs.LoadOutput(e.JobID); ok {
 			rec.Outputs[e.JobID] = k
+		}
+		if h, ok := jobs.LoadHelpers(e.JobID); ok {
+			rec.Helpers[e.JobID] = h
 		}
 	}
 	if n := len(rec.Entries) + len(rec.Unreadable); n > 0 {
@@ -235,6 +238,7 @@ func (d *Daemon) supervisorDeps() supervisor.Deps {
 		Keeper:    d.journal,
 		Recovery:  d.recovery,
 		Tasks:     d.tasks,
+		Helpers:   d.client,
 		Settings: supervisor.Settings{
 			OrchestratorID:   d.id,
 			DetachOnShutdown: c.Jobs.OnShutdown == config.ShutdownDetach,

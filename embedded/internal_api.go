@@ -26,6 +26,9 @@ func (s *Server) routeInternal() {
 		"POST /api/internal/orchestrator/health":     s.handleAccept,
 		"POST /api/internal/orchestrator/heartbeat":  s.handleAccept,
 		"GET /api/internal/servers/{id}/credentials": s.handleCredentials,
+		"GET /api/internal/executions/{id}/context":  s.handleExecutionContext,
+		"GET /api/internal/variables/{userId}/{key}": s.handleGetVariable,
+		"PUT /api/internal/variables/{userId}/{key}": s.handleSetVariable,
 	} {
 		s.mux.HandleFunc(pattern, s.internal(h))
 	}

@@ -14,6 +14,9 @@ func (s *Server) routePublic() {
 		"GET /api/jobs/{id}/events":  s.handleEvents,
 		"GET /api/jobs/{id}/output":  s.handleOutput,
 		"POST /api/jobs/{id}/cancel": s.handleCancel,
+		"GET /api/variables":         s.handlePublicVariables,
+		"GET /api/variables/{key}":   s.handlePublicGetVariable,
+		"PUT /api/variables/{key}":   s.handlePublicSetVariable,
 	} {
 		s.mux.HandleFunc(pattern, s.public(h))
 	}

@@ -44,21 +44,21 @@ func (c *PublicClient) Submit(ctx context.Context, req SubmitRequest) (string, e
 	var resp struct {
 		ID string `json:"id"`
 	}
-	err := c.do(ctx, http.MethodPost, "/api/jobs", false, req.wire(), &resp)
+	err := c.do(ctx, http.MethodPost, "/api/jobs", nil, req.wire(), &resp)
 	return resp.ID, err
 }
 
 // Job returns the job's view.
 func (c *PublicClient) Job(ctx context.Context, id string) (JobView, error) {
 	var v JobView
-	err := c.do(ctx, http.MethodGet, "/api/jobs/"+url.PathEscape(id), true, nil, &v)
+	err := c.do(ctx, http.MethodGet, "/api/jobs/"+url.PathEscape(id), ErrJobNotFound, nil, &v)
 	return v, err
 }
 
 // Output returns the job's output as it stands.
 func (c *PublicClient) Output(ctx context.Context, id string) (OutputView, error) {
 	var o OutputView
-	err := c.do(ctx, http.MethodGet, "/api/jobs/"+url.PathEscape(id)+"/output", true, nil, &o)
+	err := c.do(ctx, http.MethodGet, "/api/jobs/"+url.PathEscape(id)+"/output", ErrJobNotFound, nil, &o)
 	return o, err
 }
 
@@ -67,7 +67,7 @@ func (c *PublicClient) Events(ctx context.Context, id string) ([]Event, error) {
 	var resp struct {
 		Events []Event `json:"events"`
 	}
-	err := c.do(ctx, http.MethodGet, "/api/jobs/"+url.PathEscape(id)+"/events", true, nil, &resp)
+	err := c.do(ctx, http.MethodGet, "/api/jobs/"+url.PathEscape(id)+"/events", ErrJobNotFound, nil, &resp)
 	return resp.Events, err
 }
 
@@ -84,20 +84,20 @@ func (c *PublicClient) List(ctx context.Context, status string, limit int) ([]Jo
 	var resp struct {
 		Jobs []JobView `json:"jobs"`
 	}
-	err := c.do(ctx, http.MethodGet, "/api/jobs?"+q.Encode(), false, nil, &resp)
+	err := c.do(ctx, http.MethodGet, "/api/jobs?"+q.Encode(), nil, nil, &resp)
 	return resp.Jobs, err
 }
 
 // Cancel marks the job cancelled; the orchestrator notices on its next
 // acknowledge.
 func (c *PublicClient) Cancel(ctx context.Context, id string) error {
-	return c.do(ctx, http.MethodPost, "/api/jobs/"+url.PathEscape(id)+"/cancel", true, struct{}{}, nil)
+	return c.do(ctx, http.MethodPost, "/api/jobs/"+url.PathEscape(id)+"/cancel", ErrJobNotFound, struct{}{}, nil)
 }
 
-// do sends one request. perJob: path names one job, so a 404 means that
-// job is unknown (ErrJobNotFound); elsewhere a 404 means a wrong server
-// and is reported as such.
-func (c *PublicClient) do(ctx context.Context, method, path string, perJob bool, body, out any) error {
+// do sends one request. notFound is what a 404 means on a path that names
+// one thing (ErrJobNotFound: that job is unknown); with notFound nil a 404
+// means a wrong server and is reported as such.
+func (c *PublicClient) do(ctx context.Context, method, path string, notFound error, body, out any) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -125,8 +125,8 @@ func (c *PublicClient) do(ctx context.Context, method, path string, perJob bool,
 	if err != nil {
 		return fmt.Errorf("embedded: %s %s: read: %w", method, path, err)
 	}
-	if resp.StatusCode == http.StatusNotFound && perJob {
-		return fmt.Errorf("%w: %s", ErrJobNotFound, path)
+	if resp.StatusCode == http.StatusNotFound && notFound != nil {
+		return fmt.Errorf("%w: %s", notFound, path)
 	}
 	if resp.StatusCode/100 != 2 {
 		var e struct {

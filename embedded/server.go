@@ -23,7 +23,7 @@ type ServerOptions struct {
 }
 
 // Server serves the internal API under /api/internal/ and the public one
-// under /api/jobs. It implements http.Handler and starts nothing.
+// under /api/jobs and /api/variables. It implements http.Handler and starts nothing.
 type Server struct {
 	store *Store
 	opts  ServerOptions

@@ -16,7 +16,8 @@ import (
 	_ "modernc.org/sqlite" // pure Go: the binary stays static
 )
 
-// Store keeps jobs, executions, servers and per-job events.
+// Store keeps jobs, executions, servers, per-job events and users'
+// variables.
 //
 // It holds a single database connection: every statement is serialised,
 // which makes each transaction atomic with respect to every other caller
@@ -116,9 +117,17 @@ CREATE TABLE IF NOT EXISTS events (
 	detail          TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS events_job ON events (job_id, seq);
+CREATE TABLE IF NOT EXISTS variables (
+	user_id    TEXT NOT NULL,
+	key        TEXT NOT NULL,
+	value      TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL,
+	PRIMARY KEY (user_id, key)
+);
 `
 
-// errNotFound: the job, execution or server does not exist.
+// errNotFound: the job, execution, server or variable does not exist.
 var errNotFound = errors.New("not found")
 
 // inTx runs f in one transaction, committed when f returns nil.

@@ -16,7 +16,8 @@ import (
 
 // SubmitRequest is the body of POST /api/jobs.
 type SubmitRequest struct {
-	Name         string               `json:"name,omitempty"` // metadata.eventName
+	Name         string               `json:"name,omitempty"`   // metadata.eventName
+	UserID       string               `json:"userId,omitempty"` // metadata.userId, whose variables the job uses; "": DefaultUserID
 	Script       *backend.Script      `json:"script,omitempty"`
 	HTTP         *backend.HTTPRequest `json:"http,omitempty"`
 	Environment  map[string]string    `json:"environment,omitempty"`
@@ -251,7 +252,10 @@ func buildJob(r SubmitRequest, timeout time.Duration, seq int64, servers []backe
 		exec.InputData = json.RawMessage("{}")
 	}
 	meta := wireMetadata{EventName: r.Name, TriggeredBy: "manual", LogID: seq, OriginalType: "SCRIPT",
-		EventID: seq, UserID: "embedded"}
+		EventID: seq, UserID: r.UserID}
+	if meta.UserID == "" {
+		meta.UserID = DefaultUserID
+	}
 	if meta.EventName == "" {
 		meta.EventName = "job " + strconv.FormatInt(seq, 10)
 	}

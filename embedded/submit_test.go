@@ -36,7 +36,7 @@ func TestSubmitServesThePageShape(t *testing.T) {
 					"script":{"type":"PYTHON","content":"print('hello')\n","workingDirectory":""},
 					"environment":{"REPORT_DAYS":"7"},"timeout":30000000000,"inputData":{"orderId":1234},"variables":{},
 					"resources":{"cpuLimit":0.5,"memoryLimit":536870912,"diskLimit":1073741824,"pidsLimit":100}},
-				"metadata":{"eventName":"Nightly report","triggeredBy":"manual","logId":1,"originalType":"SCRIPT","eventId":1,"userId":"embedded"}}`,
+				"metadata":{"eventName":"Nightly report","triggeredBy":"manual","logId":1,"originalType":"SCRIPT","eventId":1,"userId":"standalone"}}`,
 		},
 		{
 			name: "ssh",
@@ -47,7 +47,7 @@ func TestSubmitServesThePageShape(t *testing.T) {
 						"port":22,"username":"deploy","privateKey":"` + strings.ReplaceAll(testKey, "\n", `\n`) + `","passphrase":"pp"}},
 					"script":{"type":"BASH","content":"uptime","workingDirectory":"/srv"},
 					"environment":{},"timeout":3600000000000,"inputData":{},"variables":{}},
-				"metadata":{"eventName":"Uptime","triggeredBy":"manual","logId":1,"originalType":"SCRIPT","eventId":"1","userId":"embedded"}}`,
+				"metadata":{"eventName":"Uptime","triggeredBy":"manual","logId":1,"originalType":"SCRIPT","eventId":"1","userId":"standalone"}}`,
 		},
 		{
 			name: "multi-server",
@@ -61,7 +61,7 @@ func TestSubmitServesThePageShape(t *testing.T) {
 						"port":2222,"username":"u","privateKey":"` + strings.ReplaceAll(testKey, "\n", `\n`) + `"}},
 					"script":{"type":"BASH","content":"df","workingDirectory":""},
 					"environment":{},"timeout":300000000000,"inputData":{},"variables":{}},
-				"metadata":{"eventName":"Fleet","triggeredBy":"manual","logId":1,"originalType":"SCRIPT","eventId":"1","userId":"embedded",
+				"metadata":{"eventName":"Fleet","triggeredBy":"manual","logId":1,"originalType":"SCRIPT","eventId":"1","userId":"standalone",
 					"multiServer":true,"servers":[
 						{"id":"1","name":"a","host":"10.0.0.1","port":2222,"username":"u","privateKey":"` + strings.ReplaceAll(testKey, "\n", `\n`) + `"},
 						{"id":"2","name":"b","host":"10.0.0.2","port":22,"username":"v","password":"pw"}]}}`,
@@ -72,7 +72,7 @@ func TestSubmitServesThePageShape(t *testing.T) {
 			want: `{"id":"ID","type":"container","priority":0,"createdAt":"TS","scheduledFor":"TS","attempts":0,
 				"execution":{"target":{"type":"local"},"http":{"method":"GET","url":"https://example.com"},
 					"environment":{},"timeout":10000000000,"inputData":{},"variables":{}},
-				"metadata":{"eventName":"job 1","triggeredBy":"manual","logId":1,"originalType":"HTTP_REQUEST","eventId":1,"userId":"embedded"}}`,
+				"metadata":{"eventName":"job 1","triggeredBy":"manual","logId":1,"originalType":"HTTP_REQUEST","eventId":1,"userId":"standalone"}}`,
 		},
 	}
 	for _, tt := range tests {

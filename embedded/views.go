@@ -23,6 +23,7 @@ type JobView struct {
 	CompletedAt     *time.Time      `json:"completedAt,omitempty"`
 	UpdatedAt       time.Time       `json:"updatedAt"`
 	OrchestratorID  string          `json:"orchestratorId,omitempty"`
+	UserID          string          `json:"userId,omitempty"` // metadata.userId: whose variables the job uses
 	Result          ResultView      `json:"result"`
 	Output          OutputView      `json:"output"`
 	Executions      []ExecutionView `json:"executions"`
@@ -146,11 +147,15 @@ func (j jobRecord) view() JobView {
 	if j.Result.Valid {
 		_ = json.Unmarshal([]byte(j.Result.String), &res) // written by us
 	}
+	var meta struct {
+		UserID string `json:"userId"`
+	}
+	_ = json.Unmarshal([]byte(j.Metadata), &meta) // written by us
 	return JobView{
 		ID: j.ID, Type: j.Type, Status: j.Status, Priority: j.Priority,
 		CreatedAt: fromMillis(j.CreatedAt), ScheduledFor: fromMillis(j.ScheduledFor),
 		StartedAt: timeNull(j.StartedAt), CompletedAt: timeNull(j.CompletedAt), UpdatedAt: fromMillis(j.UpdatedAt),
-		OrchestratorID: j.OrchestratorID.String,
+		OrchestratorID: j.OrchestratorID.String, UserID: meta.UserID,
 		Result: ResultView{Status: uiStatus(j.Status, res.ExitCode), ExitCode: res.ExitCode,
 			Error: j.LastError.String, ScriptOutput: res.ScriptOutput, Condition: res.Condition, Metrics: res.Metrics},
 		Executions:      []ExecutionView{},

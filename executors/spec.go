@@ -73,6 +73,10 @@ type Spec struct {
 
 	// Resume is set when an earlier Run of this execution may have started it.
 	Resume Resume
+
+	// Helpers serves the script's runtime helper calls; nil: the job has
+	// none (cronium.* calls fail saying so).
+	Helpers Helpers
 }
 
 // Script is a script and the interpreter for it.

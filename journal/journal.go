@@ -105,10 +105,10 @@ func (d *Dir) Save(e Entry) error {
 	return nil
 }
 
-// Remove deletes the job's entry and kept output; missing ones are not an
-// error.
+// Remove deletes the job's entry, kept output and helpers; missing ones
+// are not an error.
 func (d *Dir) Remove(jobID string) error {
-	for _, f := range []string{d.file(jobID), d.outputFile(jobID)} {
+	for _, f := range []string{d.file(jobID), d.outputFile(jobID), d.helpersFile(jobID)} {
 		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("journal: remove %s: %w", jobID, err)
 		}

@@ -4,6 +4,7 @@
 package messages
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
@@ -58,9 +59,13 @@ type JobFinished struct {
 type FinalizeOutput struct {
 	ExitCode int
 	// Reason explains a non-success; it is appended to the error output.
-	Reason  string
-	Result  executors.Result
-	ReplyTo *actor.PID
+	Reason string
+	Result executors.Result
+	// What the script set through its runtime helpers, for the update's
+	// metadata (the job's /complete carries them too).
+	ScriptOutput json.RawMessage
+	Condition    *bool
+	ReplyTo      *actor.PID
 }
 
 // OutputFinalized: the final execution update was shipped (or given up on).

@@ -14,7 +14,7 @@ import (
 var backendRoutes = []string{backend.RouteQueue, backend.RouteAcknowledge, backend.RouteStatus,
 	backend.RouteComplete, backend.RouteFail, backend.RouteRelease, backend.RouteOrphaned,
 	backend.RouteExecutionCreate, backend.RouteExecutionUpdate, backend.RouteHealth, backend.RouteHeartbeat,
-	backend.RouteServerCredentials}
+	backend.RouteServerCredentials, backend.RouteVariable, backend.RouteExecutionContext}
 
 // apiBuckets fit HTTP calls and Docker API calls: milliseconds to the
 // default 30 s request timeout (and image pulls, up to ten minutes).

@@ -8,6 +8,7 @@ import (
 	"github.com/cronium/orchestrator/backend"
 	"github.com/cronium/orchestrator/executors/docker"
 	"github.com/cronium/orchestrator/executors/ssh"
+	"github.com/cronium/orchestrator/helpers"
 	"github.com/cronium/orchestrator/jobspec"
 	"github.com/cronium/orchestrator/messages"
 	"github.com/cronium/orchestrator/metrics"
@@ -19,6 +20,7 @@ var (
 	_ backend.Observer    = (*metrics.Metrics)(nil)
 	_ docker.Observer     = (*metrics.Metrics)(nil)
 	_ ssh.Observer        = (*metrics.Metrics)(nil)
+	_ helpers.Observer    = (*metrics.Metrics)(nil)
 )
 
 // The fixed label sets must follow the code they describe.

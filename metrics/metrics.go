@@ -26,6 +26,7 @@ type Metrics struct {
 	docker   *dockerMetrics
 	ssh      *sshMetrics
 	dangling danglingMetrics
+	helpers  helperMetrics
 }
 
 // New creates the metrics and registers them on reg. It panics if reg
@@ -38,9 +39,11 @@ func New(reg prometheus.Registerer) *Metrics {
 		docker:   newDockerMetrics(),
 		ssh:      newSSHMetrics(),
 		dangling: newDanglingMetrics(),
+		helpers:  newHelperMetrics(),
 	}
 	for _, cs := range [][]prometheus.Collector{m.actors.collectors(), m.jobs.collectors(),
-		m.backend.collectors(), m.docker.collectors(), m.ssh.collectors(), m.dangling.collectors()} {
+		m.backend.collectors(), m.docker.collectors(), m.ssh.collectors(), m.dangling.collectors(),
+		m.helpers.collectors()} {
 		reg.MustRegister(cs...)
 	}
 	return m

@@ -90,8 +90,9 @@ func (a *Actor) do(e effect, st State, now time.Time) any {
 		if st.Outcome != nil {
 			res = st.Outcome.Result
 		}
-		kit.Send(a.engine, a.logActor, messages.FinalizeOutput{
-			ExitCode: e.Verdict.exitCode, Reason: e.Verdict.reason, Result: res, ReplyTo: a.self})
+		scriptOutput, condition := a.report()
+		kit.Send(a.engine, a.logActor, messages.FinalizeOutput{ExitCode: e.Verdict.exitCode, Reason: e.Verdict.reason,
+			Result: res, ScriptOutput: scriptOutput, Condition: condition, ReplyTo: a.self})
 		a.after(&a.finalizeTimer, a.deps.Settings.FinalizeTimeout, finalizeTimeout{})
 	case effResetOutput:
 		kit.Send(a.engine, a.logActor, messages.ResetOutput{ReplyTo: a.self})
@@ -131,6 +132,7 @@ func (a *Actor) plan() evPlanned {
 	r.mu.Lock()
 	r.plan = &plan
 	r.mu.Unlock()
+	a.ensureHelpers()
 	ev := evPlanned{Servers: len(plan.Spec.Servers), Policy: r.job.Execution.RetryPolicy}
 	if a.deps.Executors[plan.Kind] == nil {
 		ev.Disabled = fmt.Errorf("%s jobs are disabled on this orchestrator", plan.Kind)
@@ -173,6 +175,9 @@ func (a *Actor) startAttempt(e effStartAttempt, st State) {
 	}
 	stats := r.out.Stats()
 	spec := r.plan.Spec
+	if r.helpers != nil {
+		spec.Helpers = r.helpers
+	}
 	spec.Resume = executors.Resume{Resuming: e.Resume, StdoutBytes: stats.StdoutBytes,
 		StderrBytes: stats.StderrBytes, Started: st.Launched}
 	ctx, cancel := context.WithCancelCause(context.Background())
@@ -256,12 +261,15 @@ func (a *Actor) completion(st State, now time.Time) backend.Completion {
 		"outputOmittedBytes": snap.Stats.DroppedBytes,
 		"orchestratorId":     a.deps.Settings.OrchestratorID,
 	})
+	scriptOutput, condition := a.report()
 	return backend.Completion{
-		Status:    v.status,
-		ExitCode:  v.exitCode,
-		Output:    backend.CompletionOutput{Stdout: snap.Stdout, Stderr: output.AppendNote(snap.Stderr, v.reason)},
-		Metrics:   metrics,
-		Timestamp: now,
+		Status:       v.status,
+		ExitCode:     v.exitCode,
+		Output:       backend.CompletionOutput{Stdout: snap.Stdout, Stderr: output.AppendNote(snap.Stderr, v.reason)},
+		Metrics:      metrics,
+		ScriptOutput: scriptOutput,
+		Condition:    condition,
+		Timestamp:    now,
 	}
 }
 
@@ -278,6 +286,7 @@ func (a *Actor) newExecution(now time.Time) evNewExecution {
 	r.execID, r.plan = execID, &plan
 	r.mu.Unlock()
 	a.log = a.deps.Logger.With("job_id", r.job.ID, "execution_id", execID)
+	a.ensureHelpers()
 	return evNewExecution{}
 }
 

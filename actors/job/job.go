@@ -15,6 +15,7 @@ import (
 	"github.com/cronium/orchestrator/actors/kit"
 	"github.com/cronium/orchestrator/backend"
 	"github.com/cronium/orchestrator/executors"
+	"github.com/cronium/orchestrator/helpers"
 	"github.com/cronium/orchestrator/jobspec"
 	"github.com/cronium/orchestrator/messages"
 )
@@ -59,7 +60,11 @@ type Deps struct {
 	Observer  Observer   // may be nil
 	Journal   Journal    // nil: NoJournal
 	Tasks     *kit.Tasks // owns backend calls and executor runs; nil: kit.Shared
-	Settings  Settings
+	// Helpers is the backend behind scripts' runtime helpers (variables,
+	// event context); nil: scripts' variable calls fail saying so.
+	Helpers        helpers.Backend
+	HelperObserver helpers.Observer // may be nil
+	Settings       Settings
 }
 
 // Messages private to the JobActor.

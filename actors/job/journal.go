@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/cronium/orchestrator/backend"
+	"github.com/cronium/orchestrator/helpers"
 	"github.com/cronium/orchestrator/journal"
 	"github.com/cronium/orchestrator/output"
 )
@@ -14,6 +15,8 @@ import (
 type Journal interface {
 	Save(e journal.Entry) error
 	Remove(jobID string) error
+	// SaveHelpers keeps what the job's runtime helpers must not lose.
+	SaveHelpers(jobID string, data []byte) error
 }
 
 // noJournal keeps nothing: jobs are not recovered after a restart.
@@ -21,6 +24,8 @@ type noJournal struct{}
 
 func (noJournal) Save(journal.Entry) error { return nil }
 func (noJournal) Remove(string) error      { return nil }
+
+func (noJournal) SaveHelpers(string, []byte) error { return nil }
 
 // NoJournal is a Journal that keeps nothing.
 var NoJournal Journal = noJournal{}
@@ -31,7 +36,7 @@ var NoJournal Journal = noJournal{}
 // the start, so the output log ends up whole); a Completing job sends the
 // completion it owed. Claimed entries are not restored: the job never
 // started, and the caller releases it.
-func Restore(e journal.Entry, out *output.Log) (*Run, error) {
+func Restore(e journal.Entry, out *output.Log, kept []byte) (*Run, error) {
 	var j backend.Job
 	if err := json.Unmarshal(e.Job, &j); err != nil {
 		return nil, fmt.Errorf("journal entry: job: %w", err)
@@ -40,6 +45,12 @@ func Restore(e journal.Entry, out *output.Log) (*Run, error) {
 		return nil, fmt.Errorf("journal entry: job id %q, want %q", j.ID, e.JobID)
 	}
 	r := NewRun(j, e.ClaimedAt, e.ExecutionID, out)
+	// What the runtime helpers kept: the credential the running script
+	// holds, what it set. Unreadable, the script's next calls are refused
+	// and what it set is lost; the job itself is not.
+	if len(kept) > 0 && json.Unmarshal(kept, &r.helpersKept) != nil {
+		r.helpersKept = helpers.Saved{}
+	}
 	st := &r.st
 	st.Journaled, st.StartedAt, st.Tries, st.Launched = e.Stage, e.StartedAt, max(e.Attempt, 1), e.Launched
 	switch e.Stage {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cronium/orchestrator/backend"
 	"github.com/cronium/orchestrator/executors"
+	"github.com/cronium/orchestrator/helpers"
 	"github.com/cronium/orchestrator/jobspec"
 	"github.com/cronium/orchestrator/journal"
 	"github.com/cronium/orchestrator/messages"
@@ -31,6 +32,11 @@ type Run struct {
 	plan       *jobspec.Plan
 	completion *backend.Completion
 	finished   time.Time
+
+	// The runtime helpers of the current execution, and what a restarted
+	// process found kept of them.
+	helpers     *helpers.Service
+	helpersKept helpers.Saved
 
 	// Work in flight, kept across actor instances so that a new one
 	// waits for it instead of starting it again.

@@ -44,6 +44,16 @@ func finalUpdate(s output.Snapshot, f messages.FinalizeOutput, i int) backend.Ex
 	errText := output.AppendNote(stderr, reason)
 	u := backend.ExecutionUpdate{Output: &stdout, Error: &errText, ExitCode: &exit}
 	applyTimings(&u, f.Result.Timings)
+	if f.ScriptOutput != nil || f.Condition != nil {
+		meta := map[string]any{}
+		if f.ScriptOutput != nil {
+			meta["scriptOutput"] = f.ScriptOutput
+		}
+		if f.Condition != nil {
+			meta["condition"] = *f.Condition
+		}
+		u.Metadata = meta
+	}
 	return u
 }
 

@@ -56,7 +56,7 @@ func (s *Supervisor) spawnLog(c *actor.Context, run *job.Run) {
 func (s *Supervisor) spawnJob(c *actor.Context, run *job.Run) {
 	deps := job.Deps{Reporter: s.deps.Backend, Inquirer: s.deps.Backend, Executors: s.deps.Executors,
 		Clock: s.deps.Clock, Logger: s.log.With("actor", KindJob), Observer: s.obs, Journal: s.deps.Journal, Tasks: s.deps.Tasks,
-		Settings: s.deps.Settings.Job}
+		Helpers: s.deps.Helpers, HelperObserver: s.obs, Settings: s.deps.Settings.Job}
 	logPID := actor.NewPID(s.engine.Address(), s.childID(KindLog, run.JobID()))
 	s.spawn(c, KindJob, run.JobID(), run.JobID(), job.New(run, deps, logPID, s.st.self))
 }

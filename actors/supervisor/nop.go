@@ -8,6 +8,7 @@ type nopObserver struct{}
 func (nopObserver) MessageHandled(string, string, time.Duration, time.Duration) {}
 func (nopObserver) JobRunning(string, time.Duration)                            {}
 func (nopObserver) JobRetried()                                                 {}
+func (nopObserver) HelperCall(string, string)                                   {}
 func (nopObserver) OutputShipped(int64, int64, int64)                           {}
 func (nopObserver) JobReceived()                                                {}
 func (nopObserver) JobFinished(string, string, time.Duration)                   {}

@@ -22,6 +22,8 @@ type Recovery struct {
 	Unreadable []journal.Unreadable
 	// Outputs are the jobs' kept output, by job id (see logactor.Keeper).
 	Outputs map[string]output.Kept
+	// Helpers are what the jobs' runtime helpers kept, by job id.
+	Helpers map[string][]byte
 }
 
 // active counts the entries that become running jobs (and take slots).
@@ -54,7 +56,7 @@ func (s *Supervisor) recoverJournal(c *actor.Context) {
 		if k, ok := rec.Outputs[e.JobID]; ok {
 			out.Restore(k)
 		}
-		run, err := job.Restore(e, out)
+		run, err := job.Restore(e, out, rec.Helpers[e.JobID])
 		if err != nil {
 			s.failUnrecoverable(e.JobID, e.Executor, err)
 			continue

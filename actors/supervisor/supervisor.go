@@ -20,6 +20,7 @@ import (
 	"github.com/cronium/orchestrator/actors/poller"
 	"github.com/cronium/orchestrator/backend"
 	"github.com/cronium/orchestrator/executors"
+	"github.com/cronium/orchestrator/helpers"
 	"github.com/cronium/orchestrator/jobspec"
 	"github.com/cronium/orchestrator/messages"
 )
@@ -49,6 +50,7 @@ type Observer interface {
 	kit.Observer
 	job.Observer
 	logactor.Observer
+	helpers.Observer
 	JobReceived()
 	JobFinished(executor, outcome string, d time.Duration)
 	// JobsActive reports how many jobs are claimed and not finished.
@@ -87,6 +89,7 @@ type Deps struct {
 	Keeper    logactor.Keeper // nil: output is not kept across restarts
 	Recovery  Recovery        // what the earlier process left
 	Tasks     *kit.Tasks      // owns every backend call of the tree; nil: kit.Shared
+	Helpers   helpers.Backend // behind scripts' runtime helpers; nil: no variables
 	Settings  Settings
 }
 

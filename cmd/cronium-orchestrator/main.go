@@ -20,6 +20,7 @@ Usage:
   cronium-orchestrator run [flags]           the daemon, against CRONIUM_API_URL
   cronium-orchestrator standalone [flags]    an embedded backend plus the daemon, in one process
   cronium-orchestrator submit [flags] FILE|- enqueue a script on the embedded backend
+  cronium-orchestrator variables CMD [flags] get, set or list a user's variables on the embedded backend
   cronium-orchestrator validate [flags]      check the configuration, report every problem
   cronium-orchestrator actors [--json]       the actor tree of a running orchestrator (admin API)
   cronium-orchestrator actors kill|crash ID  stop an actor, or make it panic, to test restarts
@@ -46,6 +47,7 @@ func main() {
 		"run":        cmdRun,
 		"standalone": cmdStandalone,
 		"submit":     cmdSubmit,
+		"variables":  cmdVariables,
 		"validate":   cmdValidate,
 		"actors":     cmdActors,
 		"cancel":     cmdCancel,

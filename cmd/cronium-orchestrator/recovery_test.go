@@ -336,3 +336,30 @@ func TestTruncatedJournalEntry(t *testing.T) {
 		t.Logf("logs:\n%s", h.logs.String())
 	}
 }
+
+// The runtime helpers survive a kill -9: what the script set before is in
+// the job's /complete, and its calls after the restart are served by the
+// re-attached orchestrator with the credential it already held.
+func TestKill9KeepsWhatTheScriptSet(t *testing.T) {
+	h := newRunHarness(t)
+	h.start()
+	id := h.submit(`cronium_output '{"set": "before"}'
+echo "line 1"
+while [ ! -f /tmp/go ]; do sleep 0.1; done
+cronium_setCondition true
+echo "after: $(cronium_getCondition)"
+`)
+	h.waitRunning(id, "line 1\n")
+	h.kill9()
+	h.start()
+	if out, err := exec.Command("sh", "-c", "docker exec $(docker ps -q --filter label=cronium.job-id="+id+
+		") touch /tmp/go").CombinedOutput(); err != nil {
+		t.Fatalf("docker exec: %v: %s", err, out)
+	}
+	v := h.waitEnded(id)
+	if v.Status != "completed" || v.Output.Stdout != "line 1\nafter: true\n" || string(v.Result.ScriptOutput) != `{"set":"before"}` ||
+		v.Result.Condition == nil || !*v.Result.Condition {
+		t.Fatalf("status %s, stdout %q, stderr %q, output %s, condition %v\nlogs:\n%s", v.Status, v.Output.Stdout,
+			v.Output.Stderr, v.Result.ScriptOutput, v.Result.Condition, h.logs.String())
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -26,6 +27,7 @@ func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
 
 type submitFlags struct {
 	server, lang, timeout, name, input, cwd string
+	user                                    string
 	follow                                  bool
 	env, ssh                                repeated
 	sshKey, sshPassphraseEnv, sshPassEnv    string
@@ -38,9 +40,12 @@ func cmdSubmit(args []string) error {
 	fs.StringVar(&f.lang, "lang", "", "bash, python or node (default: from the file extension, else bash)")
 	fs.StringVar(&f.timeout, "timeout", "", "job timeout, e.g. 30s (default 1h)")
 	fs.StringVar(&f.name, "name", "", "job name shown in the backend")
+	fs.StringVar(&f.user, "user", embedded.DefaultUserID,
+		"the user the job runs for: whose variables cronium.getVariable/setVariable use (see the variables command)")
 	fs.StringVar(&f.input, "input", "", "inputData as JSON")
 	fs.StringVar(&f.cwd, "cwd", "", "working directory of the script")
-	fs.BoolVar(&f.follow, "follow", false, "stream the output and exit with the job's exit code (124 timeout, 125 could not run)")
+	fs.BoolVar(&f.follow, "follow", false,
+		"stream the output, then show the script's output and condition, and exit with the job's exit code (124 timeout, 125 could not run)")
 	fs.Var(&f.env, "env", "environment variable K=V (repeatable)")
 	fs.Var(&f.ssh, "ssh", "run over SSH on user@host[:port] (repeat for a multi-server job)")
 	fs.StringVar(&f.sshKey, "ssh-key", "", "private key file for --ssh")
@@ -86,6 +91,7 @@ func submit(f submitFlags, req embedded.SubmitRequest) error {
 		return err
 	}
 	code := embedded.ExitCodeFor(view)
+	printScriptResult(os.Stderr, view.Result)
 	fmt.Fprintf(os.Stderr, "job %s: %s (exit code %d)\n", id, view.Result.Status, code)
 	if code != 0 {
 		return &exitError{code: code}
@@ -110,6 +116,7 @@ func (f submitFlags) request(file string) (embedded.SubmitRequest, error) {
 	}
 	req := embedded.SubmitRequest{
 		Name:        f.name,
+		UserID:      f.user,
 		Script:      &backend.Script{Type: lang, Content: string(content), WorkingDirectory: f.cwd},
 		Timeout:     f.timeout,
 		Environment: map[string]string{},
@@ -129,6 +136,23 @@ func (f submitFlags) request(file string) (embedded.SubmitRequest, error) {
 	}
 	req.Servers, err = f.servers()
 	return req, err
+}
+
+// printScriptResult shows what the script set with cronium.output and
+// cronium.setCondition, on w (standard error: standard output is the
+// job's own, byte for byte). A JSON null output counts as none.
+func printScriptResult(w io.Writer, r embedded.ResultView) {
+	if len(r.ScriptOutput) > 0 && string(r.ScriptOutput) != "null" {
+		var b bytes.Buffer
+		if json.Compact(&b, r.ScriptOutput) != nil {
+			b.Reset()
+			b.Write(r.ScriptOutput)
+		}
+		fmt.Fprintf(w, "script output: %s\n", b.Bytes())
+	}
+	if r.Condition != nil {
+		fmt.Fprintf(w, "condition: %t\n", *r.Condition)
+	}
 }
 
 // languageOf maps --lang or the file extension to the backend's type.

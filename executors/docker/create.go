@@ -53,6 +53,7 @@ type plan struct {
 	config *container.Config
 	host   *container.HostConfig
 	files  []file
+	relay  []string // the runtime helpers' relay; nil: none
 }
 
 // plan turns spec into a container configuration. It calls no API, so that
@@ -73,7 +74,11 @@ func (e *Executor) plan(spec executors.Spec) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	env, err := e.environment(spec)
+	var helpers executors.Installation
+	if spec.Helpers != nil {
+		helpers = spec.Helpers.Install(filesDir, spec.Environment())
+	}
+	env, err := e.environment(spec, helpers.Env)
 	if err != nil {
 		return nil, err
 	}
@@ -97,6 +102,10 @@ func (e *Executor) plan(spec executors.Spec) (*plan, error) {
 		},
 		host:  e.hostConfig(spec.Resources),
 		files: []file{{name: script, data: []byte(spec.Script.Content)}, {name: "input.json", data: spec.InputJSON()}},
+		relay: helpers.Relay,
+	}
+	for _, f := range helpers.Files {
+		p.files = append(p.files, file{name: f.Name, data: f.Data, mode: int64(f.Mode.Perm())})
 	}
 	return p, nil
 }
@@ -154,8 +163,12 @@ func clamp[T int64 | float64](req, def, hi, lo T) T {
 
 // environment is the script's environment. Values never appear in errors
 // or logs, only names and sizes.
-func (e *Executor) environment(spec executors.Spec) ([]string, error) {
+func (e *Executor) environment(spec executors.Spec, helpers []executors.EnvVar) ([]string, error) {
 	vars := spec.Environment()
+	vars = slices.DeleteFunc(vars, func(v executors.EnvVar) bool {
+		return slices.ContainsFunc(helpers, func(h executors.EnvVar) bool { return h.Name == v.Name })
+	})
+	vars = append(vars, helpers...)
 	set := make(map[string]bool, len(vars))
 	for _, v := range vars {
 		set[v.Name] = true

@@ -116,6 +116,9 @@ func (x *execution) setupFailed(ctx context.Context, err error) error {
 // cancellation, and reads how it ended.
 func (x *execution) supervise(ctx context.Context, s *session) (executors.Result, error) {
 	defer s.close(x.e.opts.APITimeout)
+	if !s.exited {
+		defer x.startRelay(ctx)()
+	}
 	stop, err := x.waitExit(ctx, s)
 	if err != nil {
 		return executors.Result{}, err

@@ -2,6 +2,7 @@ package docker
 
 import (
 	"archive/tar"
+	"cmp"
 	"fmt"
 	"io"
 	"math"
@@ -59,6 +60,7 @@ const tarRecord = 20 * 512
 type file struct {
 	name string
 	data []byte
+	mode int64 // 0: 0644
 }
 
 // writeFiles writes files to w as a tar stream padded to a whole record.
@@ -70,7 +72,7 @@ func writeFiles(w io.Writer, files []file) error {
 		hdr := &tar.Header{
 			Typeflag: tar.TypeReg,
 			Name:     f.name,
-			Mode:     0o644,
+			Mode:     cmp.Or(f.mode, 0o644),
 			Size:     int64(len(f.data)),
 			ModTime:  now,
 		}

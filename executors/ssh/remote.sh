@@ -6,6 +6,7 @@
 # Spool layout ($d = $base/cronium-<job>.<execution>.XXXXXX, mode 0700, made
 # by mktemp -d; $tag is <job>.<execution>, or <job>.* to abandon a job):
 #   lib.sh env script.*  written by setup; env is removed once sourced
+#   h/                   the runtime helpers' files (helpers package), if any
 #   owner                "<orchestrator> <execution>", both hex, written first
 #                        by setup when the client has an orchestrator id; the
 #                        execution is the one the job knows (reconcile.go)
@@ -105,10 +106,12 @@ setup() {
 	umask 077
 	[ -d "$base" ] || fail "spool directory $base does not exist on the server"
 	IFS= read -r envb64 || fail "upload failed"
+	IFS= read -r helpersb64 || fail "upload failed"
 	d=$(mktemp -d "$base/cronium-$tag.XXXXXX") || fail "cannot create a spool directory in $base"
 	{ [ -z "$owner" ] || printf '%s %s\n' "$owner" "$owner_exec" >"$d/owner"; } || fail "cannot write to $d"
 	printf '%s\n' "$p" >"$d/lib.sh"
 	printf '%s' "$envb64" | base64 -d >"$d/env" || fail "environment upload failed"
+	[ -z "$helpersb64" ] || install_helpers || fail "helpers upload failed"
 	cat >"$d/$script" || fail "upload failed"
 	n=$(wc -c <"$d/$script")
 	[ "$n" -eq "$nscript" ] || fail "upload truncated ($n of $nscript bytes)"
@@ -117,6 +120,18 @@ setup() {
 	mkdir "$d/launched" 2>/dev/null || fail "spool was claimed by a resumed run"
 	setsid /bin/sh "$d/lib.sh" wrap "$um" </dev/null >/dev/null 2>&1 &
 	printf 'S %s\n' "$d"
+}
+
+# install_helpers writes the runtime helpers' files into $d/h: they come
+# as base64 of "name" and "base64 of the file" lines.
+install_helpers() {
+	mkdir "$d/h" || return 1
+	printf '%s' "$helpersb64" | base64 -d | (
+		while IFS= read -r name && IFS= read -r data; do
+			case $name in '' | *[!A-Za-z0-9._-]*) exit 1 ;; esac
+			printf '%s' "$data" | base64 -d >"$d/h/$name" || exit 1
+		done
+	) && [ -s "$d/h/token" ]
 }
 
 # wrap ($1: the login umask, restored for the job) runs in its own session,
@@ -157,6 +172,13 @@ job() {
 	set -- "$d/$script" "${workdir:-${HOME:-/}}" "$lang" "$d/env"
 	. "$4"
 	rm -f "$4"
+	# The runtime helpers, in each language (see the helpers package): set
+	# here, where the spool's path is known, after the job's own values.
+	if [ -d "$d/h" ]; then
+		export CRONIUM_HELPERS_DIR="$d/h" CRONIUM_BASH_ENV="${BASH_ENV:-}" BASH_ENV="$d/h/cronium.sh"
+		export PYTHONPATH="$d/h${PYTHONPATH:+:$PYTHONPATH}"
+		export NODE_OPTIONS="--require $d/h/cronium.js${NODE_OPTIONS:+ $NODE_OPTIONS}"
+	fi
 	cd -- "$2" 2>/dev/null || {
 		printf 'cronium: cannot change to working directory %s\n' "$2" >&2
 		exit 1
@@ -275,6 +297,27 @@ follow() {
 	[ -f stopped ] && how=$(cat stopped)
 	printf 'X %s %s\n' "$(cat status)" "$how"
 	wait $rd
+}
+
+# relay carries the job's runtime helper calls: R, then the helpers'
+# relay on stdin and stdout until the job ends (or N: nothing to relay).
+# It is stopped when the job's status appears, so that no relay outlives
+# its job on the server.
+relay() {
+	attach && [ -f "$d/h/relay.sh" ] || {
+		printf 'N\n'
+		exit 0
+	}
+	printf 'R\n'
+	exec 3<&0
+	/bin/sh "$d/h/relay.sh" "$d/h" <&3 &
+	rp=$!
+	# The client ends the session with TERM: the relay must go with it, or
+	# it would hold the session's stdout open.
+	trap 'kill "$rp" 2>/dev/null; exit 0' TERM HUP
+	while kill -s 0 "$rp" 2>/dev/null && [ -d "$d" ] && [ ! -f "$d/status" ]; do nap 0.5; done
+	kill "$rp" 2>/dev/null
+	exit 0
 }
 
 # abandon stops every run matching $tag and removes its spools.

@@ -104,8 +104,9 @@ func TestSetupFailureRemovesSpool(t *testing.T) {
 		name, stdin, want string
 		nscript           int
 	}{
-		{"corrupt environment", "%%% not base64 %%%\n" + script, "environment upload failed", len(script)},
-		{"truncated script", "ZXhwb3J0IEE9MQo=\n" + script, "upload truncated", len(script) + 1},
+		{"corrupt environment", "%%% not base64 %%%\n\n" + script, "environment upload failed", len(script)},
+		{"corrupt helpers", "ZXhwb3J0IEE9MQo=\n%%% not base64 %%%\n" + script, "helpers upload failed", len(script)},
+		{"truncated script", "ZXhwb3J0IEE9MQo=\n\n" + script, "upload truncated", len(script) + 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

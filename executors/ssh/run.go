@@ -74,7 +74,9 @@ func (e *Executor) runTarget(ctx context.Context, spec executors.Spec, t *target
 	defer l.release()
 	r.l = l
 	if t.resume.Resuming {
+		stopRelay := r.startRelay(ctx)
 		res, found, err := r.follow(ctx, l)
+		stopRelay()
 		if found || err != nil {
 			return res, err
 		}
@@ -90,7 +92,9 @@ func (e *Executor) runTarget(ctx context.Context, spec executors.Spec, t *target
 	if err := r.setup(l); err != nil {
 		return r.res, err
 	}
+	stopRelay := r.startRelay(ctx)
 	res, found, err := r.follow(ctx, l)
+	stopRelay()
 	if !found && err == nil {
 		err = fmt.Errorf("%w: %s: the spool disappeared right after launch", ErrRemote, t.srv.Label())
 	}
@@ -174,7 +178,8 @@ func (r *remoteRun) setup(l *lease) error {
 }
 
 // bundle is what setup reads from stdin: the environment file as one
-// base64 line, then the script; and setup's variables.
+// base64 line, the runtime helpers' files as one (empty: none), then the
+// script; and setup's variables.
 func (r *remoteRun) bundle() ([]byte, [][2]string) {
 	env := envFile(scriptEnv(r.spec))
 	sc := r.spec.Script
@@ -182,6 +187,7 @@ func (r *remoteRun) bundle() ([]byte, [][2]string) {
 	var b bytes.Buffer
 	b.Grow(base64.StdEncoding.EncodedLen(len(env)) + 1 + len(sc.Content))
 	b.WriteString(base64.StdEncoding.EncodeToString(env) + "\n")
+	b.WriteString(helperFiles(r.spec) + "\n")
 	b.WriteString(sc.Content)
 	vars := append(spoolVars(r.e.opts, r.tag), jobVars(sc.Language, sc.WorkDir, name, r.spec.Timeout)...)
 	vars = append(vars, ownerVars(r.e.opts.OrchestratorID, r.t.jobExecutionID)...)

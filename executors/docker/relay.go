@@ -1,0 +1,87 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/cronium/orchestrator/executors"
+)
+
+// startRelay carries the script's runtime helper calls while the container
+// runs: the relay runs in the container through docker exec (no network,
+// no port, no mount: it works in every network mode), its stdin and stdout
+// handed to the job's Helpers. A relay that ends while the container runs
+// is started again. The returned stop ends it and waits for it.
+func (x *execution) startRelay(ctx context.Context) (stop func()) {
+	h := x.spec.Helpers
+	if h == nil || len(x.plan.relay) == 0 {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for failures := 0; ctx.Err() == nil; {
+			err := x.relayOnce(ctx, h)
+			switch {
+			case ctx.Err() != nil:
+				return
+			case isNotRunning(err):
+				return // the script ended: nothing is left to call
+			case err != nil:
+				failures++
+				x.log.Debug("helpers relay ended; starting it again", "err", err, "failures", failures)
+			default:
+				failures = 0
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(min(50*time.Millisecond<<min(failures, 7), 5*time.Second)):
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// relayOnce runs one relay until it or ctx ends.
+func (x *execution) relayOnce(ctx context.Context, h executors.Helpers) error {
+	created, err := x.e.api.ContainerExecCreate(ctx, x.id, container.ExecOptions{
+		User: x.plan.config.User, Cmd: x.plan.relay,
+		AttachStdin: true, AttachStdout: true, AttachStderr: true,
+	})
+	if err != nil {
+		return fmt.Errorf("create the helpers relay: %w", err)
+	}
+	hj, err := x.e.api.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return fmt.Errorf("start the helpers relay: %w", err)
+	}
+	// The hijacked connection does not watch ctx: closing it ends both
+	// loops below.
+	unwatch := context.AfterFunc(ctx, func() { hj.Close() })
+	defer unwatch()
+	requests, w := io.Pipe()
+	demuxed := make(chan error, 1)
+	go func() {
+		_, err := stdcopy.StdCopy(w, io.Discard, hj.Reader)
+		w.CloseWithError(err)
+		demuxed <- err
+	}()
+	err = h.Serve(ctx, "", requests, hj.Conn)
+	hj.Close()
+	requests.Close()
+	<-demuxed
+	return err
+}
+
+// isNotRunning: docker refuses to exec in a container that is not running
+// (a conflict), or that is gone.
+func isNotRunning(err error) bool {
+	return cerrdefs.IsConflict(err) || cerrdefs.IsNotFound(err)
+}

@@ -1,0 +1,99 @@
+package ssh
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/cronium/orchestrator/executors"
+)
+
+// helperFiles is the setup bundle's line for the runtime helpers' files:
+// base64 of a "name" line and a "base64 of the file" line per file, or ""
+// when the job has no helpers. The server-side paths and environment are
+// set by remote.sh (job), where the spool's path is known.
+func helperFiles(spec executors.Spec) string {
+	if spec.Helpers == nil {
+		return ""
+	}
+	var b bytes.Buffer
+	for _, f := range spec.Helpers.Install("", nil).Files {
+		b.WriteString(f.Name + "\n" + base64.StdEncoding.EncodeToString(f.Data) + "\n")
+	}
+	return base64.StdEncoding.EncodeToString(b.Bytes())
+}
+
+// startRelay carries the script's runtime helper calls while this Run
+// follows the job, over a session of its own on the job's connection: no
+// port, so any number of jobs on one server each have theirs. A resumed
+// Run starts a new one, which takes over from the relay the lost
+// connection left (see the helpers' relay.sh). stop ends it and waits.
+func (r *remoteRun) startRelay(ctx context.Context) (stop func()) {
+	h := r.spec.Helpers
+	if h == nil || r.spec.Script == nil {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := r.relay(ctx, h); err != nil && ctx.Err() == nil {
+			r.log.Debug("ssh: helpers relay ended", "err", err)
+		}
+	}()
+	return func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(relayStopWait):
+			// A server that ignores the session's TERM keeps the channel
+			// open until the job ends; the job's Run must not wait for it.
+			// The relay ends at the latest with the connection.
+			r.log.Warn("ssh: the helpers relay did not stop; leaving it to end with its job")
+		}
+	}
+}
+
+// relayStopWait bounds how long a Run waits for its relay to stop.
+const relayStopWait = 10 * time.Second
+
+func (r *remoteRun) relay(ctx context.Context, h executors.Helpers) error {
+	sess, err := r.l.newSession()
+	if err != nil {
+		return fmt.Errorf("relay session: %w", err)
+	}
+	defer r.l.endSession(sess)
+	stdin, err := sess.StdinPipe()
+	if err != nil {
+		return err
+	}
+	stdout, err := sess.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	cmd, sync := remoteCommand(spoolVars(r.e.opts, r.tag), "relay")
+	if err := sess.Start(cmd); err != nil {
+		return fmt.Errorf("relay: %w", err)
+	}
+	// A session's pipes do not watch ctx, and sshd closes the channel only
+	// once the remote side let go of its stdout: TERM stops the relay
+	// there (remote.sh), then the session ends and Serve with it.
+	unwatch := context.AfterFunc(ctx, func() {
+		_ = sess.Signal(ssh.SIGTERM)
+		_ = sess.Close()
+	})
+	defer unwatch()
+	fr := newFrameReader(stdout, sync)
+	first, err := fr.next()
+	switch {
+	case err != nil:
+		return fmt.Errorf("relay: %w", err)
+	case first.kind != 'R':
+		return nil // the job has no helpers there, or no spool any more
+	}
+	return h.Serve(ctx, r.t.srv.Name, fr.r, stdin)
+}
