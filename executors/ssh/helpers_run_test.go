@@ -10,6 +10,7 @@ import (
 
 	"github.com/cronium/orchestrator/executors"
 	"github.com/cronium/orchestrator/helpers"
+	"github.com/cronium/orchestrator/internal/testenv"
 )
 
 // varStore keeps variables per user, as the backend's route does (the
@@ -151,5 +152,41 @@ cronium_setVariable AFTER 2; cronium_output '{"done": true}'`, keyServer(s))
 	}
 	if out, _ := svc.Report(nil); string(out) != `{"done":true}` || store.get("BEFORE") != "1" || store.get("AFTER") != "2" {
 		t.Fatalf("output %s, variables %v", out, store.vars)
+	}
+}
+
+// sshd killed under a job whose script then calls: the call waits, and
+// lands through the resumed Run's relay once sshd is back.
+func TestRuntimeHelpersAcrossADroppedConnection(t *testing.T) {
+	t.Parallel()
+	s := testenv.StartSSHD(t, 0)
+	e := newExecutor(t, testOptions(t, s))
+	store := &varStore{}
+	spec := bashSpec(t, `echo ready; while [ ! -f /tmp/go-$CRONIUM_EXECUTION_ID ]; do sleep 0.1; done
+cronium_setVariable AFTER 2; cronium_setCondition true`, keyServer(s))
+	spec, svc := withHelpers(t, spec, store)
+	var first capture
+	_, err := runUntilLost(t, e, spec, &first, "ready\n", func() {
+		if err := s.KillSSHD(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if !executors.IsRetryable(err) {
+		t.Fatalf("err = %v, want retryable", err)
+	}
+	// The script calls while the connection is down.
+	if _, err := s.Exec("touch /tmp/go-" + spec.ExecutionID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	spec.Resume = executors.Resume{Resuming: true, Started: true, StdoutBytes: first.stdout.Len()}
+	res, c, err := run(t, e, spec)
+	if err != nil || !res.Succeeded() {
+		t.Fatalf("resumed: res %+v err %v stderr %q", res, err, c.stderr.String())
+	}
+	if _, cond := svc.Report(nil); cond == nil || !*cond || store.get("AFTER") != "2" {
+		t.Fatalf("condition %v, variables %v", cond, store.vars)
 	}
 }
