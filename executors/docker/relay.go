@@ -7,6 +7,7 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/pkg/stdcopy"
 
@@ -51,16 +52,9 @@ func (x *execution) startRelay(ctx context.Context) (stop func()) {
 
 // relayOnce runs one relay until it or ctx ends.
 func (x *execution) relayOnce(ctx context.Context, h executors.Helpers) error {
-	created, err := x.e.api.ContainerExecCreate(ctx, x.id, container.ExecOptions{
-		User: x.plan.config.User, Cmd: x.plan.relay,
-		AttachStdin: true, AttachStdout: true, AttachStderr: true,
-	})
+	hj, err := x.startRelayExec(ctx)
 	if err != nil {
-		return fmt.Errorf("create the helpers relay: %w", err)
-	}
-	hj, err := x.e.api.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
-	if err != nil {
-		return fmt.Errorf("start the helpers relay: %w", err)
+		return err
 	}
 	// The hijacked connection does not watch ctx: closing it ends both
 	// loops below.
@@ -78,6 +72,28 @@ func (x *execution) relayOnce(ctx context.Context, h executors.Helpers) error {
 	requests.Close()
 	<-demuxed
 	return err
+}
+
+// startRelayExec creates and starts the relay's exec, a few at a time.
+func (x *execution) startRelayExec(ctx context.Context) (types.HijackedResponse, error) {
+	select {
+	case x.e.relays <- struct{}{}:
+		defer func() { <-x.e.relays }()
+	case <-ctx.Done():
+		return types.HijackedResponse{}, ctx.Err()
+	}
+	created, err := x.e.api.ContainerExecCreate(ctx, x.id, container.ExecOptions{
+		User: x.plan.config.User, Cmd: x.plan.relay,
+		AttachStdin: true, AttachStdout: true, AttachStderr: true,
+	})
+	if err != nil {
+		return types.HijackedResponse{}, fmt.Errorf("create the helpers relay: %w", err)
+	}
+	hj, err := x.e.api.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return hj, fmt.Errorf("start the helpers relay: %w", err)
+	}
+	return hj, nil
 }
 
 // isNotRunning: docker refuses to exec in a container that is not running
