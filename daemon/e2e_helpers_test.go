@@ -90,12 +90,13 @@ cronium_output "{\"job\": %d, \"event\": $(cronium_event)}"; cronium_setConditio
 		var out struct {
 			Job   int `json:"job"`
 			Event struct {
-				Name        string `json:"name"`
-				RunLocation string `json:"runLocation"`
+				ID          json.Number `json:"id"`
+				Name        string      `json:"name"`
+				RunLocation string      `json:"runLocation"`
 			} `json:"event"`
 		}
 		if v.Status != "completed" || json.Unmarshal(v.Result.ScriptOutput, &out) != nil || out.Job != i ||
-			out.Event.Name != "remote nightly" || out.Event.RunLocation != "REMOTE" ||
+			out.Event.Name != "remote nightly" || out.Event.ID == "" || out.Event.RunLocation != "REMOTE" ||
 			v.Result.Condition == nil || !*v.Result.Condition {
 			t.Fatalf("job %d: %s, output %s, condition %v, stderr %q", i, v.Status, v.Result.ScriptOutput,
 				v.Result.Condition, v.Output.Stderr)

@@ -328,3 +328,12 @@ func TestBackstop(t *testing.T) {
 		}
 	}
 }
+
+func TestRelayBackoff(t *testing.T) {
+	for ends, want := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond,
+		5: 1600 * time.Millisecond, 10: 30 * time.Second, 50: 30 * time.Second} {
+		if got := relayBackoff(ends); got != want {
+			t.Errorf("relayBackoff(%d) = %v, want %v", ends, got, want)
+		}
+	}
+}

@@ -28,26 +28,40 @@ func (x *execution) startRelay(ctx context.Context) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for failures := 0; ctx.Err() == nil; {
+		for ends := 0; ctx.Err() == nil; {
+			began := time.Now()
 			err := x.relayOnce(ctx, h)
 			switch {
 			case ctx.Err() != nil:
 				return
 			case isNotRunning(err):
 				return // the script ended: nothing is left to call
-			case err != nil:
-				failures++
-				x.log.Debug("helpers relay ended; starting it again", "err", err, "failures", failures)
-			default:
-				failures = 0
 			}
+			// A relay ends only when something is wrong (an image without
+			// /bin/sh, a relay killed from inside): start it again, ever
+			// more slowly while it keeps ending at once.
+			ends++
+			if time.Since(began) > relayHealthy {
+				ends = 1
+			}
+			x.log.Debug("helpers relay ended; starting it again", "err", err, "ends", ends)
 			select {
 			case <-ctx.Done():
-			case <-time.After(min(50*time.Millisecond<<min(failures, 7), 5*time.Second)):
+			case <-time.After(relayBackoff(ends)):
 			}
 		}
 	}()
 	return func() { cancel(); <-done }
+}
+
+// relayHealthy is how long a relay must have run for its end to count as
+// the first of a new series.
+const relayHealthy = 30 * time.Second
+
+// relayBackoff is the wait before starting a relay again after it ended
+// ends times in a row: 100 ms, doubling, at most 30 s.
+func relayBackoff(ends int) time.Duration {
+	return min(50*time.Millisecond<<min(ends, 10), 30*time.Second)
 }
 
 // relayOnce runs one relay until it or ctx ends.

@@ -41,8 +41,19 @@ func (r *remoteRun) startRelay(ctx context.Context) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := r.relay(ctx, h); err != nil && ctx.Err() == nil {
-			r.log.Debug("ssh: helpers relay ended", "err", err)
+		// A relay that ends while the job runs (its session refused or
+		// closed by the server) is started again, more slowly each time.
+		for ends := 1; ; ends++ {
+			more, err := r.relay(ctx, h)
+			if !more || ctx.Err() != nil {
+				return
+			}
+			r.log.Debug("ssh: helpers relay ended; starting it again", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(min(100*time.Millisecond<<min(ends, 9), 30*time.Second)):
+			}
 		}
 	}()
 	return func() {
@@ -61,23 +72,26 @@ func (r *remoteRun) startRelay(ctx context.Context) (stop func()) {
 // relayStopWait bounds how long a Run waits for its relay to stop.
 const relayStopWait = 10 * time.Second
 
-func (r *remoteRun) relay(ctx context.Context, h executors.Helpers) error {
+// relay runs one relay session until it or ctx ends; more says whether
+// the job may still need one (false: the server has no spool or no
+// helpers for it).
+func (r *remoteRun) relay(ctx context.Context, h executors.Helpers) (more bool, err error) {
 	sess, err := r.l.newSession()
 	if err != nil {
-		return fmt.Errorf("relay session: %w", err)
+		return true, fmt.Errorf("relay session: %w", err)
 	}
 	defer r.l.endSession(sess)
 	stdin, err := sess.StdinPipe()
 	if err != nil {
-		return err
+		return true, err
 	}
 	stdout, err := sess.StdoutPipe()
 	if err != nil {
-		return err
+		return true, err
 	}
 	cmd, sync := remoteCommand(spoolVars(r.e.opts, r.tag), "relay")
 	if err := sess.Start(cmd); err != nil {
-		return fmt.Errorf("relay: %w", err)
+		return true, fmt.Errorf("relay: %w", err)
 	}
 	// A session's pipes do not watch ctx, and sshd closes the channel only
 	// once the remote side let go of its stdout: TERM stops the relay
@@ -91,9 +105,9 @@ func (r *remoteRun) relay(ctx context.Context, h executors.Helpers) error {
 	first, err := fr.next()
 	switch {
 	case err != nil:
-		return fmt.Errorf("relay: %w", err)
+		return true, fmt.Errorf("relay: %w", err)
 	case first.kind != 'R':
-		return nil // the job has no helpers there, or no spool any more
+		return false, nil // the job has no helpers there, or no spool any more
 	}
-	return h.Serve(ctx, r.t.srv.Name, fr.r, stdin)
+	return true, h.Serve(ctx, r.t.srv.Name, fr.r, stdin)
 }

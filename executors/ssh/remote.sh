@@ -300,11 +300,12 @@ follow() {
 }
 
 # relay carries the job's runtime helper calls: R, then the helpers'
-# relay on stdin and stdout until the job ends (or N: nothing to relay).
+# relay on stdin and stdout until the job ends (or N: nothing to relay, or
+# the job has ended).
 # It is stopped when the job's status appears, so that no relay outlives
 # its job on the server.
 relay() {
-	attach && [ -f "$d/h/relay.sh" ] || {
+	attach && [ -f "$d/h/relay.sh" ] && [ ! -f "$d/status" ] || {
 		printf 'N\n'
 		exit 0
 	}
