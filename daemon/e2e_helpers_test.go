@@ -12,27 +12,6 @@ import (
 	"github.com/cronium/orchestrator/internal/testenv"
 )
 
-// The shared page's examples, verbatim.
-const (
-	pythonExample = `data = cronium.input()
-runs = int(cronium.getVariable("RUNS") or "0") + 1
-cronium.setVariable("RUNS", str(runs))
-cronium.setCondition(data.get("n", 0) > 10)
-cronium.output({"doubled": data.get("n", 0) * 2, "runs": runs, "event": cronium.event().get("name")})
-`
-	nodeExample = "const n = parseInt(cronium.getVariable('RUNS') || '0') + 1;\n" +
-		"cronium.setVariable('RUNS', String(n));\n" +
-		"cronium.setCondition(n % 2 === 0);\n" +
-		"cronium.output({ runs: n, input: cronium.input() });\n" +
-		"console.log(`run ${n}, condition ${cronium.getCondition()}`);\n"
-	bashExample = `runs=$(cronium_getVariable RUNS); runs=$(( ${runs:-0} + 1 ))
-cronium_setVariable RUNS "$runs"
-cronium_setCondition true
-cronium_output "{\"runs\": $runs}"
-echo "input was $(cronium_input)"
-`
-)
-
 func asUser(user, name string) func(*embedded.SubmitRequest) {
 	return func(r *embedded.SubmitRequest) {
 		r.UserID, r.Name, r.InputData = user, name, json.RawMessage(`{"n": 21}`)
@@ -52,9 +31,9 @@ func TestRuntimeHelpersEndToEndInContainers(t *testing.T) {
 				lang, script, output, stdout string
 				condition                    bool
 			}{
-				{"PYTHON", pythonExample, `{"doubled":42,"runs":1,"event":"nightly"}`, "", true},
-				{"NODEJS", nodeExample, `{"runs":2,"input":{"n":21}}`, "run 2, condition true\n", true},
-				{"BASH", bashExample, `{"runs":3}`, "input was {\"n\":21}\n", true},
+				{"PYTHON", testenv.PythonExample, `{"doubled":42,"runs":1,"event":"nightly"}`, "", true},
+				{"NODEJS", testenv.NodeExample, `{"runs":2,"input":{"n":21}}`, "run 2, condition true\n", true},
+				{"BASH", testenv.BashExample, `{"runs":3}`, "input was {\"n\":21}\n", true},
 			} {
 				v := s.wait(s.submit(script(tt.lang, tt.script, asUser(user, "nightly"))), dockerPatience)
 				s.assertOneTerminalUpdate(t, v)
@@ -65,7 +44,7 @@ func TestRuntimeHelpersEndToEndInContainers(t *testing.T) {
 				}
 			}
 			// Another user's job starts from nothing.
-			v := s.wait(s.submit(script("BASH", bashExample, asUser("bob-"+network, "other"))), dockerPatience)
+			v := s.wait(s.submit(script("BASH", testenv.BashExample, asUser("bob-"+network, "other"))), dockerPatience)
 			if string(v.Result.ScriptOutput) != `{"runs":1}` {
 				t.Fatalf("bob's job read alice's variable: output %s", v.Result.ScriptOutput)
 			}

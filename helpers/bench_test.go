@@ -12,7 +12,7 @@ import (
 // baseline, BenchmarkSpawnShell, is the floor of any helper a script runs
 // as a process: starting /bin/sh.
 func BenchmarkGetVariable(b *testing.B) {
-	svc, err := New(Config{Backend: &memBackend{vars: map[string]string{"alice/K": "v"}}, ExecutionID: "bench",
+	svc, err := New(Config{Backend: withVar("alice", "K", "v"), ExecutionID: "bench",
 		UserID: "alice"}, Saved{})
 	if err != nil {
 		b.Fatal(err)

@@ -13,16 +13,12 @@
 package helpers
 
 import (
-	"embed"
-	"io/fs"
+	_ "embed"
 	"path"
 	"strings"
 
 	"github.com/cronium/orchestrator/executors"
 )
-
-//go:embed assets/relay.sh assets/call.sh assets/cronium.sh assets/sitecustomize.py assets/cronium.js
-var assets embed.FS
 
 // The scripts, each embedded by name: a missing one fails the build.
 var (
@@ -91,10 +87,4 @@ func environment(dir string, env []executors.EnvVar) []executors.EnvVar {
 		{Name: "PYTHONPATH", Value: join(dir, own["PYTHONPATH"], ":")},
 		{Name: "NODE_OPTIONS", Value: join("--require "+path.Join(dir, "cronium.js"), own["NODE_OPTIONS"], " ")},
 	}
-}
-
-// Assets lists the embedded scripts, for tests that run them.
-func Assets() fs.FS {
-	sub, _ := fs.Sub(assets, "assets")
-	return sub
 }

@@ -8,49 +8,17 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/cronium/orchestrator/executors"
+	"github.com/cronium/orchestrator/internal/testenv"
 )
 
-// memBackend keeps variables per user in memory: a fake for what the
-// embedded backend does for real (tested there and end to end).
-type memBackend struct {
-	mu   sync.Mutex
-	vars map[string]string
-	down bool
-	ctx  json.RawMessage
-}
-
-func (b *memBackend) GetVariable(_ context.Context, user, key string) (string, bool, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.down {
-		return "", false, errors.New("503 Service Unavailable")
-	}
-	v, ok := b.vars[user+"/"+key]
-	return v, ok, nil
-}
-
-func (b *memBackend) SetVariable(_ context.Context, user, key, value string) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.down {
-		return errors.New("503 Service Unavailable")
-	}
-	if b.vars == nil {
-		b.vars = map[string]string{}
-	}
-	b.vars[user+"/"+key] = value
-	return nil
-}
-
-func (b *memBackend) ExecutionContext(context.Context, string) (json.RawMessage, error) {
-	if b.ctx == nil {
-		return nil, errors.New("404 Not Found")
-	}
-	return b.ctx, nil
+// withVar is a backend where user has key set to value.
+func withVar(user, key, value string) *testenv.Variables {
+	v := &testenv.Variables{}
+	v.Set(user, key, value)
+	return v
 }
 
 // local runs the helpers' real scripts on this machine: the relay as a
@@ -135,38 +103,17 @@ func newService(t *testing.T, b Backend, user string) *Service {
 	return svc
 }
 
-// The shared page's examples, verbatim, in each language.
-const (
-	pythonExample = `data = cronium.input()
-runs = int(cronium.getVariable("RUNS") or "0") + 1
-cronium.setVariable("RUNS", str(runs))
-cronium.setCondition(data.get("n", 0) > 10)
-cronium.output({"doubled": data.get("n", 0) * 2, "runs": runs, "event": cronium.event().get("name")})
-`
-	nodeExample = "const n = parseInt(cronium.getVariable('RUNS') || '0') + 1;\n" +
-		"cronium.setVariable('RUNS', String(n));\n" +
-		"cronium.setCondition(n % 2 === 0);\n" +
-		"cronium.output({ runs: n, input: cronium.input() });\n" +
-		"console.log(`run ${n}, condition ${cronium.getCondition()}`);\n"
-	bashExample = `runs=$(cronium_getVariable RUNS); runs=$(( ${runs:-0} + 1 ))
-cronium_setVariable RUNS "$runs"
-cronium_setCondition true
-cronium_output "{\"runs\": $runs}"
-echo "input was $(cronium_input)"
-`
-)
-
 func TestExamplesRunUnchanged(t *testing.T) {
-	b := &memBackend{}
+	b := &testenv.Variables{}
 	for _, tt := range []struct {
 		lang, interp, script string
 		wantOutput           string
 		wantCond             bool
 		wantStdout           string
 	}{
-		{"python", "python3", pythonExample, `{"doubled":42,"runs":1,"event":"from metadata"}`, true, ""},
-		{"node", "node", nodeExample, `{"runs":2,"input":{"n":21}}`, true, "run 2, condition true\n"},
-		{"bash", "bash", bashExample, `{"runs":3}`, true, "input was {\"n\": 21}\n"},
+		{"python", "python3", testenv.PythonExample, `{"doubled":42,"runs":1,"event":"from metadata"}`, true, ""},
+		{"node", "node", testenv.NodeExample, `{"runs":2,"input":{"n":21}}`, true, "run 2, condition true\n"},
+		{"bash", "bash", testenv.BashExample, `{"runs":3}`, true, "input was {\"n\": 21}\n"},
 	} {
 		t.Run(tt.lang, func(t *testing.T) {
 			l := startLocal(t, newService(t, b, "alice"))

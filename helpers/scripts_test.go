@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cronium/orchestrator/internal/testenv"
 )
 
 func (l *local) script(t *testing.T, interp, body string) (stdout, stderr string, code int) {
@@ -44,7 +46,7 @@ func TestErrorsInTheScriptsTerms(t *testing.T) {
 			[]string{"cronium: refused: variables belong to a user", "line 3: undefined_command_here"}, 127},
 	} {
 		t.Run(tt.lang, func(t *testing.T) {
-			l := startLocal(t, newService(t, &memBackend{}, ""))
+			l := startLocal(t, newService(t, &testenv.Variables{}, ""))
 			stdout, stderr, code := l.script(t, tt.interp, tt.script)
 			if stdout != tt.wantOut || code != tt.wantCode {
 				t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
@@ -64,7 +66,7 @@ func TestErrorsInTheScriptsTerms(t *testing.T) {
 // Calls made at once, from background jobs of one script, each get their
 // own answer.
 func TestConcurrentCalls(t *testing.T) {
-	b := &memBackend{}
+	b := &testenv.Variables{}
 	l := startLocal(t, newService(t, b, "alice"))
 	stdout, stderr, code := l.script(t, "bash", `for i in $(seq 1 20); do cronium_setVariable "K$i" "v$i" & done; wait
 for i in $(seq 1 20); do echo "$(cronium_getVariable "K$i")" & done | sort | tr '\n' ' '`)
@@ -78,7 +80,7 @@ for i in $(seq 1 20); do echo "$(cronium_getVariable "K$i")" & done | sort | tr 
 // a process that died had taken is served by the next relay: a restarted
 // orchestrator loses no call.
 func TestCallsSurviveTheRelay(t *testing.T) {
-	b := &memBackend{vars: map[string]string{"alice/K": "kept"}}
+	b := withVar("alice", "K", "kept")
 	svc := newService(t, b, "alice")
 	dir := filepath.Join(t.TempDir(), ".cronium")
 	os.Mkdir(dir, 0o700)

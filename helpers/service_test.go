@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/cronium/orchestrator/internal/testenv"
 )
 
 // callLine is a request line as the relay sends it.
@@ -19,7 +21,7 @@ func (c countingObserver) HelperCall(helper, outcome string) { c[helper+"/"+outc
 
 // TestCall: each request, good or bad, and its answer.
 func TestCall(t *testing.T) {
-	b := &memBackend{vars: map[string]string{"alice/SET": "v"}}
+	b := withVar("alice", "SET", "v")
 	svc := newService(t, b, "alice")
 	tok := svc.Saved().Token
 	long := strings.Repeat("x", maxValue+1)
@@ -60,13 +62,13 @@ func TestCall(t *testing.T) {
 	if out, _ := svc.Report(nil); string(out) != `"plain words"` {
 		t.Errorf("output %s, want the text as a JSON string", out)
 	}
-	if b.vars["alice/K"] != "1" {
-		t.Errorf("the variable was not set: %v", b.vars)
+	if v := b.Get("alice", "K"); v != "1" {
+		t.Errorf("the variable was not set: %q", v)
 	}
 }
 
 func TestCallsNeedAUserAndABackend(t *testing.T) {
-	b := &memBackend{}
+	b := &testenv.Variables{}
 	svc := newService(t, b, "")
 	tok := svc.Saved().Token
 	if a := svc.call(t.Context(), "", callLine(tok, "getVariable", "K", "")); a.status != "err" ||
@@ -76,7 +78,7 @@ func TestCallsNeedAUserAndABackend(t *testing.T) {
 	obs := countingObserver{}
 	svc = newService(t, b, "bob")
 	svc.cfg.Observer = obs
-	b.down = true
+	b.Down = true
 	a := svc.call(t.Context(), "", callLine(svc.Saved().Token, "setVariable", "K", "v"))
 	if a.status != "err" || !strings.Contains(string(a.body), "the backend did not answer: 503") {
 		t.Fatalf("backend down: %s %s", a.status, a.body)
@@ -88,7 +90,7 @@ func TestCallsNeedAUserAndABackend(t *testing.T) {
 }
 
 func TestEventFromTheContextRoute(t *testing.T) {
-	b := &memBackend{ctx: json.RawMessage(`{"executionId":"exec-1","event":{"id":42,"name":"Nightly","content":"` +
+	b := &testenv.Variables{Context: json.RawMessage(`{"executionId":"exec-1","event":{"id":42,"name":"Nightly","content":"` +
 		strings.Repeat("x", maxEvent) + `"}}`)}
 	svc := newService(t, b, "alice")
 	a := svc.call(t.Context(), "", callLine(svc.Saved().Token, "event", "", ""))
@@ -100,7 +102,7 @@ func TestEventFromTheContextRoute(t *testing.T) {
 // Report: one run's values as set; several servers' combined.
 func TestReport(t *testing.T) {
 	yes, no := true, false
-	svc := newService(t, &memBackend{}, "")
+	svc := newService(t, &testenv.Variables{}, "")
 	svc.saved.Results = map[string]Result{
 		"web1": {Output: json.RawMessage(`1`), Condition: &yes},
 		"web2": {Condition: &no},
@@ -128,12 +130,12 @@ func TestReport(t *testing.T) {
 // back, and a restored service takes the same credential.
 func TestKeptAndRestored(t *testing.T) {
 	var kept Saved
-	svc, _ := New(Config{Backend: &memBackend{}, Keep: func(s Saved) error { kept = s; return nil }}, Saved{})
+	svc, _ := New(Config{Backend: &testenv.Variables{}, Keep: func(s Saved) error { kept = s; return nil }}, Saved{})
 	svc.call(t.Context(), "", callLine(svc.Saved().Token, "output", "", `{"a":1}`))
 	if string(kept.Results[""].Output) != `{"a":1}` || kept.Token != svc.Saved().Token || len(kept.Token) != 64 {
 		t.Fatalf("kept %+v", kept)
 	}
-	again, _ := New(Config{Backend: &memBackend{}}, kept)
+	again, _ := New(Config{Backend: &testenv.Variables{}}, kept)
 	if a := again.call(context.Background(), "", callLine(kept.Token, "getCondition", "", "")); a.status != "ok" {
 		t.Fatalf("restored service refused the credential: %s %s", a.status, a.body)
 	}

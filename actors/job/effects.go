@@ -31,7 +31,7 @@ func (a *Actor) do(e effect, st State, now time.Time) any {
 		return a.plan()
 	case effFetchCredentials:
 		serverID := r.job.Execution.Target.ServerID.String()
-		a.step(e.Seq, stepCredentials, func(ctx context.Context) (func(*Run), error) {
+		a.step(st.StepSeq, stepCredentials, func(ctx context.Context) (func(*Run), error) {
 			d, err := a.deps.Inquirer.ServerCredentials(ctx, serverID)
 			if err != nil {
 				return nil, err
@@ -40,7 +40,7 @@ func (a *Actor) do(e effect, st State, now time.Time) any {
 		})
 	case effRegister:
 		jobID, execs := r.job.ID, r.plan.Executions
-		a.step(e.Seq, stepRegister, func(ctx context.Context) (func(*Run), error) {
+		a.step(st.StepSeq, stepRegister, func(ctx context.Context) (func(*Run), error) {
 			for _, x := range execs {
 				body := backend.ExecutionCreate{JobID: jobID, ServerID: x.ServerID, ServerName: x.ServerName}
 				if err := a.deps.Reporter.CreateExecution(ctx, x.ID, body); err != nil {
@@ -53,7 +53,7 @@ func (a *Actor) do(e effect, st State, now time.Time) any {
 		// Sent exactly once: the backend resets startedAt on every call.
 		jobID := r.job.ID
 		details := backend.StatusDetails{Message: "running on orchestrator " + a.deps.Settings.OrchestratorID}
-		a.step(e.Seq, stepMarkRunning, func(ctx context.Context) (func(*Run), error) {
+		a.step(st.StepSeq, stepMarkRunning, func(ctx context.Context) (func(*Run), error) {
 			return nil, a.deps.Reporter.UpdateJobStatus(ctx, jobID, backend.StatusRunning, details)
 		})
 	case effObserveRunning:
@@ -77,7 +77,7 @@ func (a *Actor) do(e effect, st State, now time.Time) any {
 		a.log.Warn("execution interrupted; the supervisor decides whether it resumes", "err", e.Err)
 		kit.Send(a.engine, a.supervisor, messages.JobInterrupted{JobID: r.job.ID, Reason: e.Err.Error()})
 	case effAbandon:
-		a.abandon(e)
+		a.abandon(st.StepSeq, e.Started)
 	case effArmResume:
 		a.after(&a.resumeTimer, e.After, advance{})
 	case effBuildCompletion:
@@ -104,7 +104,7 @@ func (a *Actor) do(e effect, st State, now time.Time) any {
 	case effNewExecution:
 		return a.newExecution(now)
 	case effComplete:
-		a.complete(e)
+		a.complete(st.StepSeq)
 	case effFinished:
 		a.finished(e, st, now)
 	case effLogStepFailed:
@@ -211,11 +211,11 @@ func (a *Actor) startAttempt(e effStartAttempt, st State) {
 
 // abandon stops what is left of an execution that will not be resumed;
 // the lifecycle then fails the job with the give-up reason.
-func (a *Actor) abandon(e effAbandon) {
+func (a *Actor) abandon(seq int, started bool) {
 	r := a.run
 	exec, spec, log := a.deps.Executors[r.plan.Kind], r.plan.Spec, a.log
-	a.step(e.Seq, stepAbandon, func(ctx context.Context) (func(*Run), error) {
-		if exec != nil && e.Started {
+	a.step(seq, stepAbandon, func(ctx context.Context) (func(*Run), error) {
+		if exec != nil && started {
 			if err := exec.Abandon(ctx, spec); err != nil {
 				log.Warn("could not clean up the abandoned execution", "err", err)
 			}
@@ -293,13 +293,13 @@ func (a *Actor) newExecution(now time.Time) evNewExecution {
 // complete sends the job's one terminal update. The completion was built
 // once and kept, so a retry (by a later instance or by the supervisor)
 // sends exactly the same thing.
-func (a *Actor) complete(e effComplete) {
+func (a *Actor) complete(seq int) {
 	r := a.run
 	r.mu.Lock()
 	c := *r.completion
 	r.mu.Unlock()
 	j, log := a.deps.Journal, a.log
-	a.step(e.Seq, stepComplete, func(ctx context.Context) (func(*Run), error) {
+	a.step(seq, stepComplete, func(ctx context.Context) (func(*Run), error) {
 		if err := a.deps.Reporter.CompleteJob(ctx, r.job.ID, c); err != nil {
 			return nil, err
 		}

@@ -153,7 +153,7 @@ func (a *Actor) Receive(c *actor.Context) {
 	case finalizeTimeout:
 		a.log.Warn("final execution update not confirmed in time; completing anyway",
 			"timeout", a.deps.Settings.FinalizeTimeout)
-		a.handle(evFinalized{TimedOut: true})
+		a.handle(evFinalized{})
 	case messages.OutputReset:
 		a.handle(evOutputReset{})
 	}

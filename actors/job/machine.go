@@ -145,7 +145,7 @@ type (
 	evCancel        CancelRequest
 	evCancelChecked struct{ Cancelled bool }
 	evGiveUp        struct{ Reason string }
-	evFinalized     struct{ TimedOut bool }
+	evFinalized     struct{}
 	evOutputReset   struct{}
 	// evNewExecution: the next try's plan, with a new execution id.
 	evNewExecution struct{ Err error }
@@ -154,10 +154,11 @@ type (
 // Effects: what the JobActor must do. Those marked (sync) answer with an
 // event at once; the others answer later in a message, or not at all.
 type (
-	effPlan             struct{} // (sync) → evPlanned
-	effFetchCredentials struct{ Seq int }
-	effRegister         struct{ Seq int }
-	effMarkRunning      struct{ Seq int }
+	effPlan struct{} // (sync) → evPlanned
+	// The steps' effects carry out the step numbered State.StepSeq.
+	effFetchCredentials struct{}
+	effRegister         struct{}
+	effMarkRunning      struct{}
 	effObserveRunning   struct{}
 	effJournal          struct{ Stage journal.Stage } // (sync) → evJournaled
 	effStartAttempt     struct {
@@ -168,21 +169,17 @@ type (
 	}
 	effStopAttempt      struct{ Cause error }
 	effCheckCancelLater struct{}
-	effCheckCancel      struct{}
 	effInterrupted      struct{ Err error } // ask the supervisor whether to resume
-	effAbandon          struct {
-		Seq     int
-		Started bool
-	}
-	effArmResume       struct{ After time.Duration }
-	effBuildCompletion struct{}
-	effFinalizeOutput  struct{ Verdict verdict }
-	effResetOutput     struct{}
-	effRetried         struct{}
-	effNewExecution    struct{} // (sync) → evNewExecution
-	effComplete        struct{ Seq int }
-	effFinished        struct{ Verdict verdict }
-	effLogStepFailed   struct {
+	effAbandon          struct{ Started bool }
+	effArmResume        struct{ After time.Duration }
+	effBuildCompletion  struct{}
+	effFinalizeOutput   struct{ Verdict verdict }
+	effResetOutput      struct{}
+	effRetried          struct{}
+	effNewExecution     struct{} // (sync) → evNewExecution
+	effComplete         struct{}
+	effFinished         struct{ Verdict verdict }
+	effLogStepFailed    struct {
 		Step step
 		Err  error
 	}
@@ -404,27 +401,11 @@ func (m machine) advance(s State, now time.Time) (State, []effect) {
 	}
 }
 
-// begin marks a backend step in flight and numbers it.
+// begin marks a backend step in flight and numbers it; its effect
+// carries out the step numbered State.StepSeq.
 func (m machine) begin(s State, st step, out []effect, eff effect) (State, []effect) {
 	s.Step = st
 	s.StepSeq++
-	switch e := eff.(type) {
-	case effRegister:
-		e.Seq = s.StepSeq
-		eff = e
-	case effMarkRunning:
-		e.Seq = s.StepSeq
-		eff = e
-	case effComplete:
-		e.Seq = s.StepSeq
-		eff = e
-	case effFetchCredentials:
-		e.Seq = s.StepSeq
-		eff = e
-	case effAbandon:
-		e.Seq = s.StepSeq
-		eff = e
-	}
 	return s, append(out, eff)
 }
 

@@ -51,19 +51,19 @@ func (x *sim) do(e effect) {
 	case effPlan:
 		x.answer(evPlanned{Servers: 1, Policy: &backend.RetryPolicy{MaxAttempts: 2}})
 	case effFetchCredentials:
-		x.later(evStepDone{Seq: e.Seq})
+		x.later(evStepDone{Seq: x.s.StepSeq})
 	case effRegister:
-		x.later(evStepDone{Seq: e.Seq, Err: x.maybe(errDown, 0.05)})
+		x.later(evStepDone{Seq: x.s.StepSeq, Err: x.maybe(errDown, 0.05)})
 	case effMarkRunning:
-		x.later(evStepDone{Seq: e.Seq})
+		x.later(evStepDone{Seq: x.s.StepSeq})
 	case effAbandon:
-		x.later(evStepDone{Seq: e.Seq})
+		x.later(evStepDone{Seq: x.s.StepSeq})
 	case effComplete:
 		err := x.maybe(errDown, 0.2)
 		if err == nil {
 			x.complete++
 		}
-		x.later(evStepDone{Seq: e.Seq, Err: err})
+		x.later(evStepDone{Seq: x.s.StepSeq, Err: err})
 	case effJournal:
 		x.answer(evJournaled{Stage: e.Stage, Err: x.maybe(errors.New("disk full"), 0.02)})
 	case effStartAttempt:
@@ -85,7 +85,7 @@ func (x *sim) do(e effect) {
 		x.now = x.now.Add(e.After)
 		x.later(evAdvance{})
 	case effFinalizeOutput:
-		x.later(evFinalized{TimedOut: x.rng.Float64() < 0.1})
+		x.later(evFinalized{})
 	case effResetOutput:
 		x.later(evOutputReset{})
 	case effNewExecution:

@@ -204,7 +204,7 @@ func TestNext(t *testing.T) {
 		{"finalized for a retry: the log starts afresh", withRetrying(finalizing), evFinalized{},
 			func(t *testing.T, s State) { eq(t, s.AwaitingReset, true); eq(t, s.Phase, phaseFinalize) },
 			[]string{"effRetried", "effResetOutput"}},
-		{"a second confirmation is ignored", withRetrying(finalizing), evFinalized{TimedOut: true},
+		{"a second confirmation is ignored", withRetrying(finalizing), evFinalized{},
 			func(t *testing.T, s State) { eq(t, s.AwaitingReset, true) }, []string{"effRetried", "effResetOutput"}},
 		{"the log is reset: a new execution", State{Phase: phaseFinalize, AwaitingReset: true, Tries: 1},
 			evOutputReset{},

@@ -117,10 +117,6 @@ type Observer interface {
 type Executor struct {
 	opts Options
 	api  apiClient
-	// relays admits helper relays' exec calls a few at a time: a burst of
-	// them (a restart re-attaching every job) would otherwise crowd out
-	// the calls that re-attach the jobs themselves.
-	relays chan struct{}
 }
 
 var _ executors.Executor = (*Executor)(nil)
@@ -144,7 +140,7 @@ func New(opts Options) (*Executor, error) {
 }
 
 func newExecutor(opts Options, api apiClient) *Executor {
-	return &Executor{opts: opts, api: observed(api, opts.Observer), relays: make(chan struct{}, 2)}
+	return &Executor{opts: opts, api: observed(api, opts.Observer)}
 }
 
 // Run runs spec's script in a container, or resumes the container an earlier

@@ -1,48 +1,22 @@
 package docker
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/cronium/orchestrator/executors"
 	"github.com/cronium/orchestrator/helpers"
+	"github.com/cronium/orchestrator/internal/testenv"
 )
-
-// varStore keeps variables per user, as the backend's route does (the
-// route itself is tested in embedded and end to end in daemon).
-type varStore struct {
-	mu   sync.Mutex
-	vars map[string]string
-}
-
-func (s *varStore) GetVariable(_ context.Context, user, key string) (string, bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.vars[user+"/"+key]
-	return v, ok, nil
-}
-
-func (s *varStore) SetVariable(_ context.Context, user, key, value string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.vars[user+"/"+key] = value
-	return nil
-}
-
-func (s *varStore) ExecutionContext(context.Context, string) (json.RawMessage, error) {
-	return nil, errors.New("404")
-}
 
 // The runtime helpers in each runtime image, with the default network and
 // with none: the relay needs neither a port nor a mount.
 func TestRuntimeHelpersInContainers(t *testing.T) {
 	t.Parallel()
 	d := newDockerEnv(t)
-	store := &varStore{vars: map[string]string{"alice/GREETING": "hello"}}
+	store := &testenv.Variables{}
+	store.Set("alice", "GREETING", "hello")
 	scripts := map[executors.Language]string{
 		executors.Python: "print(cronium.getVariable('GREETING'), cronium.input()['n'])\n" +
 			"cronium.setVariable('FROM_PYTHON', 'py')\ncronium.setCondition(True)\n" +
@@ -93,7 +67,7 @@ cronium_output '{"lang": "bash"}'
 	}
 	t.Cleanup(func() {
 		for _, k := range []string{"FROM_PYTHON", "FROM_NODE", "FROM_BASH"} {
-			if store.vars["alice/"+k] == "" {
+			if store.Get("alice", k) == "" {
 				t.Errorf("variable %s was not set", k)
 			}
 		}

@@ -88,14 +88,8 @@ func (x *execution) relayOnce(ctx context.Context, h executors.Helpers) error {
 	return err
 }
 
-// startRelayExec creates and starts the relay's exec, a few at a time.
+// startRelayExec creates and starts the relay's exec.
 func (x *execution) startRelayExec(ctx context.Context) (types.HijackedResponse, error) {
-	select {
-	case x.e.relays <- struct{}{}:
-		defer func() { <-x.e.relays }()
-	case <-ctx.Done():
-		return types.HijackedResponse{}, ctx.Err()
-	}
 	created, err := x.e.api.ContainerExecCreate(ctx, x.id, container.ExecOptions{
 		User: x.plan.config.User, Cmd: x.plan.relay,
 		AttachStdin: true, AttachStdout: true, AttachStderr: true,

@@ -5,47 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/cronium/orchestrator/executors"
 	"github.com/cronium/orchestrator/helpers"
 	"github.com/cronium/orchestrator/internal/testenv"
 )
-
-// varStore keeps variables per user, as the backend's route does (the
-// route itself is tested in embedded, and end to end in daemon).
-type varStore struct {
-	mu   sync.Mutex
-	vars map[string]string
-}
-
-func (s *varStore) GetVariable(_ context.Context, user, key string) (string, bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.vars[user+"/"+key]
-	return v, ok, nil
-}
-
-func (s *varStore) SetVariable(_ context.Context, user, key, value string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.vars == nil {
-		s.vars = map[string]string{}
-	}
-	s.vars[user+"/"+key] = value
-	return nil
-}
-
-func (s *varStore) get(key string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.vars["alice/"+key]
-}
-
-func (s *varStore) ExecutionContext(context.Context, string) (json.RawMessage, error) {
-	return nil, errors.New("404")
-}
 
 func withHelpers(t *testing.T, spec executors.Spec, store helpers.Backend) (executors.Spec, *helpers.Service) {
 	t.Helper()
@@ -64,7 +29,8 @@ func TestRuntimeHelpersOverSSH(t *testing.T) {
 	t.Parallel()
 	s := sharedSSHD(t)
 	e := newExecutor(t, testOptions(t, s))
-	store := &varStore{vars: map[string]string{"alice/GREETING": "hello"}}
+	store := &testenv.Variables{}
+	store.Set("alice", "GREETING", "hello")
 	for _, tt := range []struct {
 		lang   executors.Language
 		script string
@@ -111,7 +77,7 @@ func TestRuntimeHelpersMultiServer(t *testing.T) {
 	web1, web2 := keyServer(s), keyServer(s)
 	web1.ID, web1.Name, web2.ID, web2.Name = "1", "web1", "2", "web2"
 	spec := bashSpec(t, `cronium_output "\"$CRONIUM_EXECUTION_ID\""; cronium_setCondition true`, web1, web2)
-	spec, svc := withHelpers(t, spec, &varStore{})
+	spec, svc := withHelpers(t, spec, &testenv.Variables{})
 	res, c, err := run(t, e, spec)
 	if err != nil || !res.Succeeded() {
 		t.Fatalf("res %+v err %v stderr %q", res, err, c.stderr.String())
@@ -130,7 +96,7 @@ func TestRuntimeHelpersAcrossADetach(t *testing.T) {
 	t.Parallel()
 	s := sharedSSHD(t)
 	e := newExecutor(t, testOptions(t, s))
-	store := &varStore{}
+	store := &testenv.Variables{}
 	spec := bashSpec(t, `cronium_setVariable BEFORE 1; echo ready
 while [ ! -f /tmp/go-$CRONIUM_EXECUTION_ID ]; do sleep 0.1; done
 cronium_setVariable AFTER 2; cronium_output '{"done": true}'`, keyServer(s))
@@ -150,8 +116,8 @@ cronium_setVariable AFTER 2; cronium_output '{"done": true}'`, keyServer(s))
 	if err != nil || !res.Succeeded() {
 		t.Fatalf("resumed: res %+v err %v stderr %q", res, err, c.stderr.String())
 	}
-	if out, _ := svc.Report(nil); string(out) != `{"done":true}` || store.get("BEFORE") != "1" || store.get("AFTER") != "2" {
-		t.Fatalf("output %s, variables %v", out, store.vars)
+	if out, _ := svc.Report(nil); string(out) != `{"done":true}` || store.Get("alice", "BEFORE") != "1" || store.Get("alice", "AFTER") != "2" {
+		t.Fatalf("output %s, BEFORE %q, AFTER %q", out, store.Get("alice", "BEFORE"), store.Get("alice", "AFTER"))
 	}
 }
 
@@ -161,7 +127,7 @@ func TestRuntimeHelpersAcrossADroppedConnection(t *testing.T) {
 	t.Parallel()
 	s := testenv.StartSSHD(t, 0)
 	e := newExecutor(t, testOptions(t, s))
-	store := &varStore{}
+	store := &testenv.Variables{}
 	spec := bashSpec(t, `echo ready; while [ ! -f /tmp/go-$CRONIUM_EXECUTION_ID ]; do sleep 0.1; done
 cronium_setVariable AFTER 2; cronium_setCondition true`, keyServer(s))
 	spec, svc := withHelpers(t, spec, store)
@@ -186,7 +152,7 @@ cronium_setVariable AFTER 2; cronium_setCondition true`, keyServer(s))
 	if err != nil || !res.Succeeded() {
 		t.Fatalf("resumed: res %+v err %v stderr %q", res, err, c.stderr.String())
 	}
-	if _, cond := svc.Report(nil); cond == nil || !*cond || store.get("AFTER") != "2" {
-		t.Fatalf("condition %v, variables %v", cond, store.vars)
+	if _, cond := svc.Report(nil); cond == nil || !*cond || store.Get("alice", "AFTER") != "2" {
+		t.Fatalf("condition %v, AFTER %q", cond, store.Get("alice", "AFTER"))
 	}
 }
