@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 )
 
@@ -16,33 +15,35 @@ import (
 // (IsAmbiguous) jobs may be claimed under our id; OrphanedJobs finds them.
 //
 // Jobs that do not decode are claimed all the same; they are reported by a
-// *BadJobsError returned together with the jobs that did decode.
+// *BadJobsError returned together with the jobs that did decode. Poll is
+// the same call, able to ask the backend to hold it.
 func (c *Client) PollJobs(ctx context.Context, batchSize int) ([]Job, error) {
-	if batchSize < 1 {
-		return nil, fmt.Errorf("backend: poll: batch size %d, want at least 1", batchSize)
-	}
-	r, err := c.newRequest(http.MethodGet, RouteQueue, "", url.Values{"batchSize": {strconv.Itoa(batchSize)}}, nil)
-	if err != nil {
-		return nil, err
-	}
-	var resp struct {
-		Jobs []json.RawMessage `json:"jobs"`
-	}
-	if err := c.call(ctx, r, &resp); err != nil {
-		return nil, err
-	}
-	return decodeJobs(resp.Jobs)
+	p, err := c.Poll(ctx, batchSize, 0)
+	return p.Jobs, err
 }
 
 // BadJobsError names claimed jobs that PollJobs could not decode. They are
 // ours until failed or released.
 type BadJobsError struct {
-	IDs []string // ids that could be read; empty ones omitted
-	Err error    // the first decoding error
+	IDs     []string // ids that could be read; empty ones omitted
+	Reasons []string // why each of IDs could not be decoded
+	// Unidentified counts the jobs whose id could not be read: they cannot
+	// be named to the backend, so only the orphan check can release them.
+	Unidentified int
+	Err          error // the first decoding error
 }
 
 func (e *BadJobsError) Error() string {
-	return fmt.Sprintf("backend: poll: claimed job(s) %q could not be decoded: %v", e.IDs, e.Err)
+	var which string
+	switch {
+	case e.Unidentified == 0:
+		which = fmt.Sprintf("claimed job(s) %q", e.IDs)
+	case len(e.IDs) == 0:
+		which = fmt.Sprintf("%d claimed job(s) without a readable id", e.Unidentified)
+	default:
+		which = fmt.Sprintf("claimed job(s) %q and %d without a readable id", e.IDs, e.Unidentified)
+	}
+	return fmt.Sprintf("backend: poll: %s could not be decoded: %v", which, e.Err)
 }
 
 func (e *BadJobsError) Unwrap() error { return e.Err }
@@ -68,6 +69,9 @@ func decodeJobs(raws []json.RawMessage) ([]Job, error) {
 		}
 		if json.Unmarshal(raw, &id) == nil && id.ID != "" {
 			bad.IDs = append(bad.IDs, string(id.ID))
+			bad.Reasons = append(bad.Reasons, err.Error())
+		} else {
+			bad.Unidentified++
 		}
 	}
 	if bad != nil {

@@ -1,10 +1,13 @@
 package backend
 
 import (
+	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -78,5 +81,45 @@ func TestPollReportsUndecodableJobs(t *testing.T) {
 	}
 	if len(jobs) != 1 || jobs[0].ID != "job_8fK2mQ9xZ1aB" {
 		t.Fatalf("jobs = %+v, want the good one", jobs)
+	}
+}
+
+// Values beyond what the types hold: a timeout past int64 saturates (Go's
+// float conversion would make it negative on amd64), NaN is refused, a
+// job whose id cannot be read is counted, a row with a numeric id decodes.
+func TestDecodeOddValues(t *testing.T) {
+	for _, tt := range []struct {
+		timeout string
+		want    Nanoseconds
+		err     bool
+	}{
+		{"1e30", math.MaxInt64, false},
+		{"-1e30", math.MinInt64, false},
+		{`"Inf"`, math.MaxInt64, false},
+		{`"NaN"`, 0, true},
+		{"-5000000000", Nanoseconds(-5 * time.Second), false},
+	} {
+		var n Nanoseconds
+		if err := n.UnmarshalJSON([]byte(tt.timeout)); (err != nil) != tt.err || n != tt.want {
+			t.Errorf("timeout %s: %d, %v; want %d, error %v", tt.timeout, n, err, tt.want, tt.err)
+		}
+	}
+	_, err := decodeJobs([]json.RawMessage{json.RawMessage(`{"id":{"uuid":"x"}}`), json.RawMessage(`{"id":"","execution":{}}`)})
+	var bad *BadJobsError
+	if !errors.As(err, &bad) || bad.Unidentified != 2 || len(bad.IDs) != 0 ||
+		!strings.Contains(err.Error(), "2 claimed job(s) without a readable id") {
+		t.Fatalf("err = %v", err)
+	}
+	// Each job named keeps its own reason, whatever failed first.
+	_, err = decodeJobs([]json.RawMessage{json.RawMessage(`{"id":{"uuid":"x"}}`), json.RawMessage(`{"id":7}`),
+		json.RawMessage(`{"id":"job_bad","execution":{"timeout":"soon"}}`)})
+	if !errors.As(err, &bad) || len(bad.IDs) != 2 || bad.IDs[0] != "7" || bad.IDs[1] != "job_bad" ||
+		len(bad.Reasons) != 2 || !strings.Contains(bad.Reasons[0], "Job.id") || !strings.Contains(bad.Reasons[1], "timeout") {
+		t.Fatalf("err = %v, %+v", err, bad)
+	}
+	var rows []JobRow
+	if err := json.Unmarshal([]byte(`[{"id":424242,"status":"claimed"},{"id":"job_x","status":"running"}]`), &rows); err != nil ||
+		len(rows) != 2 || rows[0].ID != "424242" || rows[0].Status != "claimed" || rows[1].ID != "job_x" {
+		t.Fatalf("rows %+v, %v", rows, err)
 	}
 }

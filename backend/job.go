@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 )
@@ -131,10 +132,20 @@ func (n *Nanoseconds) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	v, err := strconv.ParseFloat(string(f), 64)
-	if err != nil {
+	if err != nil || math.IsNaN(v) {
 		return fmt.Errorf("timeout: want nanoseconds, got %q", string(f))
 	}
-	*n = Nanoseconds(v)
+	// Converting a float beyond int64 is implementation-defined in Go (on
+	// amd64 1e30 becomes a negative number): saturate instead, so that an
+	// absurd timeout stays absurdly long, not negative.
+	switch {
+	case v >= math.MaxInt64:
+		*n = math.MaxInt64
+	case v <= math.MinInt64:
+		*n = math.MinInt64
+	default:
+		*n = Nanoseconds(v)
+	}
 	return nil
 }
 

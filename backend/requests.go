@@ -28,6 +28,23 @@ type JobRow struct {
 	Payload        json.RawMessage `json:"payload,omitempty"`
 }
 
+// UnmarshalJSON takes an id that is a number as its text, as the queue's
+// decoding does (decodeJobs): one such row must not make the whole list
+// of orphans unreadable.
+func (r *JobRow) UnmarshalJSON(b []byte) error {
+	type plain JobRow // without this method
+	var row struct {
+		plain
+		ID FlexString `json:"id"`
+	}
+	if err := json.Unmarshal(b, &row); err != nil {
+		return err
+	}
+	*r = JobRow(row.plain)
+	r.ID = string(row.ID)
+	return nil
+}
+
 // StatusDetails is "details" of PUT /jobs/{id}/status. Error must be a
 // string: the backend stores it as text.
 type StatusDetails struct {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
@@ -31,6 +32,9 @@ type request struct {
 	path   string
 	query  url.Values
 	body   []byte // nil for GET
+	// answered, when set, sees the headers of each 2xx answer (before
+	// its body is decoded).
+	answered func(http.Header)
 }
 
 func (c *Client) newRequest(method, route, id string, query url.Values, body any) (*request, error) {
@@ -113,6 +117,9 @@ func (c *Client) attempt(ctx context.Context, r *request, out any) error {
 		}
 		return e
 	}
+	if r.answered != nil {
+		r.answered(resp.Header)
+	}
 	if int64(len(data)) > limit {
 		return fmt.Errorf("backend: %s %s: response larger than %d bytes", r.method, r.path, limit)
 	}
@@ -120,8 +127,13 @@ func (c *Client) attempt(ctx context.Context, r *request, out any) error {
 		return nil
 	}
 	if err := json.Unmarshal(data, out); err != nil {
-		// Never quote the body: rows may carry credentials.
-		return fmt.Errorf("backend: %s %s: decode response: %w", r.method, r.path, err)
+		// Never quote the body: rows may carry credentials. Its type tells
+		// a proxy's or a login page (HTML) from a broken answer.
+		what := "decode response"
+		if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "" && mt != "application/json" {
+			what = "the answer is " + mt + ", not JSON (is api.url the backend's own origin?)"
+		}
+		return fmt.Errorf("backend: %s %s: %s (%d bytes): %w", r.method, r.path, what, len(data), err)
 	}
 	return nil
 }

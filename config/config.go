@@ -36,13 +36,13 @@ type Orchestrator struct {
 type API struct {
 	URL             string        `yaml:"url" doc:"Backend origin, e.g. http://localhost:5001 (paths start /api/internal/)"`
 	Token           secret.Value  `yaml:"token" env:"INTERNAL_API_KEY" doc:"Bearer token for the internal API (INTERNAL_API_KEY is accepted too)"`
-	RequestTimeout  time.Duration `yaml:"request_timeout" doc:"Timeout of one HTTP request to the backend"`
+	RequestTimeout  time.Duration `yaml:"request_timeout" doc:"Timeout of one HTTP request to the backend; a poll the backend holds waits 5s less, at most 25s"`
 	RetryMaxElapsed time.Duration `yaml:"retry_max_elapsed" doc:"How long one call keeps retrying network errors, 5xx and 429 before giving up"`
 }
 
 type Jobs struct {
 	MaxConcurrent       int           `yaml:"max_concurrent" doc:"Jobs run at once; the poller claims only free slots"`
-	PollInterval        time.Duration `yaml:"poll_interval" doc:"Wait between polls when the queue was empty"`
+	PollInterval        time.Duration `yaml:"poll_interval" doc:"Wait between polls when the queue was empty; a backend that holds polls (the embedded one) is asked to hold an idle poll until a job comes instead"`
 	PollMaxBackoff      time.Duration `yaml:"poll_max_backoff" doc:"Longest wait between polls while the backend fails"`
 	CancelCheckInterval time.Duration `yaml:"cancel_check_interval" doc:"How often a running job asks the backend whether it was cancelled"`
 	OrphanCheckInterval time.Duration `yaml:"orphan_check_interval" doc:"How often jobs claimed under this id but unknown to this process are reconciled (0: only at start-up)"`
@@ -51,6 +51,8 @@ type Jobs struct {
 	ShutdownGrace       time.Duration `yaml:"shutdown_grace" doc:"On SIGTERM, how long running jobs may finish before the rest are detached (or stopped)"`
 	OnShutdown          string        `yaml:"on_shutdown" doc:"Jobs still running after shutdown_grace: detach (they keep running; the next start re-attaches) or stop (stopped and reported failed)"`
 	OutputMaxBytes      ByteSize      `yaml:"output_max_bytes" doc:"Output kept per stream for the final result (head and tail beyond it)"`
+	MaskSecrets         bool          `yaml:"mask_secrets" doc:"Replace secrets in job output with [MASKED] wherever it leaves the orchestrator: the job's SSH credentials, api.token, and values of environment variables whose names contain TOKEN, SECRET, PASSWORD, PASSWD, PASS, API_KEY, PRIVATE, CREDENTIAL or a part in mask_env_names"`
+	MaskEnvNames        string        `yaml:"mask_env_names" doc:"More parts of environment variable names whose values are masked, comma-separated, any case (e.g. DSN,AUTH)"`
 }
 
 type Logs struct {
@@ -143,6 +145,7 @@ func Default() Config {
 			ShutdownGrace:       30 * time.Second,
 			OnShutdown:          ShutdownDetach,
 			OutputMaxBytes:      1 * MiB,
+			MaskSecrets:         true,
 		},
 		Logs: Logs{
 			BatchLines:    1000,

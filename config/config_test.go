@@ -139,13 +139,14 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	cfg.Docker.User = "0:0"
 	cfg.SSH.HostKeyPolicy = "trust-me"
 	cfg.Admin.Listen = "0.0.0.0:9465"
+	cfg.Jobs.MaskEnvNames = "DSN, MY-KEY"
 	err := cfg.Validate()
 	var errs Errors
 	if !errors.As(err, &errs) {
 		t.Fatalf("want Errors, got %v", err)
 	}
 	for _, key := range []string{"api.url", "api.token", "jobs.max_concurrent", "docker.pull_policy",
-		"docker.user", "ssh.host_key_policy", "admin.token"} {
+		"docker.user", "ssh.host_key_policy", "admin.token", "jobs.mask_env_names"} {
 		found := false
 		for _, e := range errs {
 			found = found || e.Key == key
@@ -153,6 +154,26 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		if !found {
 			t.Errorf("no problem reported for %s in %v", key, err)
 		}
+	}
+}
+
+// Masking is on by default; a file adds name parts, the environment turns
+// it off.
+func TestMaskSettings(t *testing.T) {
+	if !Default().Jobs.MaskSecrets || Default().Jobs.MaskEnvNames != "" {
+		t.Fatalf("defaults: %+v", Default().Jobs)
+	}
+	file := writeFile(t, "jobs:\n  mask_env_names: dsn, Auth_\n")
+	cfg, err := Load(Sources{File: file, LookupEnv: envOf(map[string]string{"CRONIUM_JOBS_MASK_SECRETS": "false"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Jobs.MaskSecrets || cfg.Jobs.MaskEnvNames != "dsn, Auth_" {
+		t.Fatalf("loaded %+v", cfg.Jobs)
+	}
+	cfg.API.Token = "t"
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }
 

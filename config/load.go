@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -172,6 +173,10 @@ func applyFile(cfg *Config, keys []Key, path string) Errors {
 			source := fmt.Sprintf("file %s line %d", path, name.Line)
 			fail := func(err error) { errs = append(errs, &FieldError{Key: key, Source: source, Err: err}) }
 			switch {
+			case name.Kind != yaml.ScalarNode || name.Value == "":
+				// "? [a, b]" or "": no name to report; report where it is
+				key = cmp.Or(prefix, "config")
+				fail(errors.New("want a key name"))
 			case sections[key] && val.Kind == yaml.MappingNode:
 				walk(val, key)
 			case sections[key]:

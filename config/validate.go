@@ -60,6 +60,8 @@ func (c Config) Validate() error {
 	v.check("jobs.shutdown_grace", c.Jobs.ShutdownGrace >= 0, "must not be negative")
 	v.oneOf("jobs.on_shutdown", c.Jobs.OnShutdown, ShutdownDetach, ShutdownStop)
 	v.check("jobs.output_max_bytes", c.Jobs.OutputMaxBytes >= 4*KiB, "want at least 4KiB")
+	v.check("jobs.mask_env_names", validNameParts(c.Jobs.MaskEnvNames),
+		"want parts of variable names (letters, digits and _), comma-separated, e.g. DSN,AUTH")
 
 	v.check("logs.batch_lines", c.Logs.BatchLines >= 1, "want at least 1")
 	v.check("logs.batch_bytes", c.Logs.BatchBytes >= 1, "want at least 1 byte")
@@ -104,6 +106,9 @@ func (c Config) validateDocker(v *validator) {
 	v.check("docker.max_memory", d.MaxMemory >= d.DefaultMemory, "must be at least docker.default_memory")
 	v.check("docker.default_cpus", d.DefaultCPUs > 0, "must be positive")
 	v.check("docker.max_cpus", d.MaxCPUs >= d.DefaultCPUs, "must be at least docker.default_cpus")
+	// Docker takes nano-CPUs as an int64: beyond it (inf included) a limit
+	// wraps to a negative number and every container job fails to start.
+	v.check("docker.max_cpus", d.MaxCPUs <= 9e9, "want at most 9e9")
 	v.check("docker.default_pids", d.DefaultPids >= 8, "want at least 8")
 	v.check("docker.max_pids", d.MaxPids >= d.DefaultPids, "must be at least docker.default_pids")
 	v.positive("docker.api_timeout", d.APITimeout)
@@ -172,6 +177,19 @@ func validID(id string) bool {
 			r == '.' || r == '_' || r == '-' || r == ':'
 		if !ok {
 			return false
+		}
+	}
+	return true
+}
+
+// validNameParts: comma-separated parts of environment variable names;
+// empty parts are ignored.
+func validNameParts(list string) bool {
+	for part := range strings.SplitSeq(list, ",") {
+		for _, r := range strings.TrimSpace(part) {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_') {
+				return false
+			}
 		}
 	}
 	return true

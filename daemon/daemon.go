@@ -27,9 +27,11 @@ import (
 	"github.com/cronium/orchestrator/executors"
 	"github.com/cronium/orchestrator/jobspec"
 	"github.com/cronium/orchestrator/journal"
+	"github.com/cronium/orchestrator/mask"
 	"github.com/cronium/orchestrator/messages"
 	"github.com/cronium/orchestrator/metrics"
 	"github.com/cronium/orchestrator/output"
+	"github.com/cronium/orchestrator/secret"
 	"github.com/cronium/orchestrator/state"
 )
 
@@ -71,6 +73,7 @@ type Daemon struct {
 	draining  atomic.Bool
 
 	stopReconciler func()     // set by Start; stops the dangling-resource sweeps
+	stopWatch      func()     // set by Start; stops the backend's reachability watch
 	tasks          *kit.Tasks // backend calls and executor runs the actors started; set by Start
 }
 
@@ -156,6 +159,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 // start flowing. A listener that cannot bind fails Start before any job is
 // claimed.
 func (d *Daemon) Start(ctx context.Context) error {
+	probed, err := d.probeBackend(ctx)
+	if err != nil {
+		return err
+	}
 	lns, err := d.bindListeners()
 	if err != nil {
 		return err
@@ -170,6 +177,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 	d.supervisor = supervisor.Spawn(engine, d.supervisorDeps())
 	d.serve(lns)
 	d.stopReconciler = d.startReconciler(ctx)
+	d.stopWatch = d.watchBackend(ctx, probed)
 	d.log.Info("orchestrator started", "backend", d.cfg.API.URL, "capacity", d.cfg.Jobs.MaxConcurrent,
 		"executors", d.executors.names())
 	if err := d.executors.ping(ctx); err != nil {
@@ -185,6 +193,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 func (d *Daemon) Shutdown() error {
 	if d.stopReconciler != nil {
 		d.stopReconciler()
+	}
+	if d.stopWatch != nil {
+		d.stopWatch()
 	}
 	grace := d.cfg.Jobs.ShutdownGrace
 	d.draining.Store(true) // /readyz says so from now on
@@ -247,10 +258,13 @@ func (d *Daemon) supervisorDeps() supervisor.Deps {
 			MaxRestarts:      c.Supervisor.MaxRestarts,
 			RestartWindow:    c.Supervisor.RestartWindow,
 			Poll: poller.Settings{Capacity: c.Jobs.MaxConcurrent, PollInterval: c.Jobs.PollInterval,
-				MaxBackoff: c.Jobs.PollMaxBackoff, OrphanInterval: c.Jobs.OrphanCheckInterval},
+				MaxBackoff: c.Jobs.PollMaxBackoff, OrphanInterval: c.Jobs.OrphanCheckInterval,
+				LongPollWait: backend.LongPollWait(c.API.RequestTimeout)},
 			Job: job.Settings{DefaultTimeout: c.Jobs.DefaultTimeout, CancelCheckInterval: c.Jobs.CancelCheckInterval,
 				BackoffInitial: c.Supervisor.BackoffInitial, BackoffMax: c.Supervisor.BackoffMax,
-				FinalizeTimeout: c.API.RetryMaxElapsed + c.API.RequestTimeout, OrchestratorID: d.id},
+				FinalizeTimeout: c.API.RetryMaxElapsed + c.API.RequestTimeout, OrchestratorID: d.id,
+				Mask: mask.Policy{Disabled: !c.Jobs.MaskSecrets, Names: mask.ParseNames(c.Jobs.MaskEnvNames),
+					Always: []secret.Value{c.API.Token}}},
 			Logs: logactor.Settings{BatchLines: c.Logs.BatchLines, BatchBytes: c.Logs.BatchBytes.Bytes(),
 				BatchInterval: c.Logs.BatchInterval},
 		},

@@ -13,23 +13,34 @@ import (
 // gives up: a restarting server should not end a long follow.
 const followMaxFailures = 5
 
-// Follow polls the job's output every interval, writes what is new to
-// stdout and stderr, and returns the job's view once it is terminal
-// (completed, failed or cancelled). Snapshots are whole strings that
-// normally grow as prefixes of each other; when one does not (a head/tail
-// truncation marker appeared, or the final output differs from the
-// snapshots), Follow resynchronises rather than printing everything again
-// (see resync).
+// Follow writes the job's output to stdout and stderr as it comes and
+// returns the job's view once it is terminal (completed, failed or
+// cancelled). Each request after the first is held by the server until
+// the output changes (OutputAfter, up to followWait): what the server has
+// is printed at once, and a quiet job costs a request per followWait.
+// Against a server without versions (or after an answer that brought no
+// change) the next request waits interval.
+//
+// Snapshots are whole strings that normally grow as prefixes of each
+// other; when one does not (a head/tail truncation marker appeared, or
+// the final output differs from the snapshots), Follow resynchronises
+// rather than printing everything again (see resync).
 func (c *PublicClient) Follow(ctx context.Context, id string, interval time.Duration, stdout, stderr io.Writer) (JobView, error) {
 	if interval <= 0 {
 		interval = time.Second
 	}
 	var out, errs stream
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
+	var seen int64 // the last answer's version; 0: none yet, or a server without versions
 	failures := 0
 	for {
-		o, err := c.Output(ctx, id)
+		var o OutputView
+		var err error
+		if seen > 0 {
+			o, err = c.OutputAfter(ctx, id, seen, followWait)
+		} else {
+			o, err = c.Output(ctx, id)
+		}
+		pause := interval
 		switch {
 		case err == nil:
 			failures = 0
@@ -42,6 +53,10 @@ func (c *PublicClient) Follow(ctx context.Context, id string, interval time.Dura
 			if o.Final {
 				return c.Job(ctx, id)
 			}
+			if o.Version > 0 && o.Version != seen {
+				pause = 0 // the next request is held until the next change
+			}
+			seen = o.Version
 		case errors.Is(err, ErrJobNotFound) || ctx.Err() != nil:
 			return JobView{}, err
 		default:
@@ -49,11 +64,24 @@ func (c *PublicClient) Follow(ctx context.Context, id string, interval time.Dura
 				return JobView{}, fmt.Errorf("follow %s: %w", id, err)
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return JobView{}, ctx.Err()
-		case <-ticker.C:
+		if err := sleep(ctx, pause); err != nil {
+			return JobView{}, err
 		}
+	}
+}
+
+// sleep waits d (0: not at all) unless ctx ends first.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 

@@ -39,7 +39,11 @@ const (
 	msgOrchRequired = "Orchestrator ID required"
 )
 
+// handleQueue claims like the real route; the wait parameter (seconds)
+// holds the request until a job is claimable (see claimWaiting), and every
+// answer announces that in backend.HeaderLongPoll.
 func (s *Server) handleQueue(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set(backend.HeaderLongPoll, backend.FormatWait(MaxWait))
 	orch := r.Header.Get("X-Orchestrator-ID")
 	if orch == "" {
 		writeError(w, http.StatusBadRequest, msgOrchRequired)
@@ -54,7 +58,12 @@ func (s *Server) handleQueue(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	jobs, err := s.store.claim(r.Context(), orch, limit, s.now())
+	wait, err := parseWait(r.URL.Query().Get(backend.QueryWait))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	jobs, err := s.claimWaiting(r.Context(), orch, limit, wait)
 	if err != nil {
 		writeFailure(w, err, "")
 		return

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+
+	"github.com/cronium/orchestrator/backend"
 )
 
 func (s *Server) routePublic() {
@@ -54,8 +56,22 @@ func (s *Server) handleJob(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, v)
 }
 
+// handleOutput answers the job's output; with after (a version it
+// returned) and wait (seconds), once the output's version differs, or
+// when the wait passes.
 func (s *Server) handleOutput(w http.ResponseWriter, r *http.Request) {
-	o, err := s.store.Output(r.Context(), r.PathValue("id"))
+	q := r.URL.Query()
+	after, err := parseAfter(q.Get("after"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	wait, err := parseWait(q.Get(backend.QueryWait))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	o, err := s.outputWaiting(r.Context(), r.PathValue("id"), after, wait)
 	if err != nil {
 		writeFailure(w, err, msgJobNotFound)
 		return

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cronium/orchestrator/backend"
 	"github.com/cronium/orchestrator/secret"
 )
 
@@ -27,10 +28,16 @@ type PublicClient struct {
 	http  *http.Client
 }
 
+// publicTimeout bounds one request of a PublicClient; followWait, the
+// wait of a held output request, stays safely below it.
+const publicTimeout = 30 * time.Second
+
+var followWait = backend.LongPollWait(publicTimeout)
+
 // NewPublicClient returns a client for the server at baseURL (its origin);
 // token may be empty when the public API is open.
 func NewPublicClient(baseURL string, token secret.Value) *PublicClient {
-	return &PublicClient{base: strings.TrimRight(baseURL, "/"), token: token, http: &http.Client{Timeout: 30 * time.Second}}
+	return &PublicClient{base: strings.TrimRight(baseURL, "/"), token: token, http: &http.Client{Timeout: publicTimeout}}
 }
 
 // Format prints the client without its token.
@@ -59,6 +66,16 @@ func (c *PublicClient) Job(ctx context.Context, id string) (JobView, error) {
 func (c *PublicClient) Output(ctx context.Context, id string) (OutputView, error) {
 	var o OutputView
 	err := c.do(ctx, http.MethodGet, "/api/jobs/"+url.PathEscape(id)+"/output", ErrJobNotFound, nil, &o)
+	return o, err
+}
+
+// OutputAfter returns the job's output once its version differs from
+// after (a version an earlier answer carried), or as it stands after
+// wait. A server without versions answers at once, with Version 0.
+func (c *PublicClient) OutputAfter(ctx context.Context, id string, after int64, wait time.Duration) (OutputView, error) {
+	q := url.Values{"after": {strconv.FormatInt(after, 10)}, backend.QueryWait: {backend.FormatWait(wait)}}
+	var o OutputView
+	err := c.do(ctx, http.MethodGet, "/api/jobs/"+url.PathEscape(id)+"/output?"+q.Encode(), ErrJobNotFound, nil, &o)
 	return o, err
 }
 

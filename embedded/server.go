@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -28,6 +30,10 @@ type Server struct {
 	store *Store
 	opts  ServerOptions
 	mux   *http.ServeMux
+
+	released    chan struct{} // closed by ReleaseHeld
+	releaseOnce sync.Once
+	holding     atomic.Int64 // requests being held now
 }
 
 // NewServer returns a Server for store.
@@ -35,7 +41,7 @@ func NewServer(store *Store, opts ServerOptions) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{store: store, opts: opts, mux: http.NewServeMux()}
+	s := &Server{store: store, opts: opts, mux: http.NewServeMux(), released: make(chan struct{})}
 	s.routeInternal()
 	s.routePublic()
 	return s

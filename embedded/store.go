@@ -24,8 +24,14 @@ import (
 // of the process. Across processes on one file, transactions begin
 // IMMEDIATE: each holds SQLite's write lock from its start, so they do not
 // interleave either (see TestClaimIsExclusiveAcrossStoresOnOneFile).
+//
+// Every committed transaction wakes the requests held until something
+// changes (long polls of the queue, followers of a job's output): see
+// changes. Only this process's commits wake them; another process writing
+// the same file is seen when a held request's wait ends.
 type Store struct {
-	db *sql.DB
+	db      *sql.DB
+	changes broadcast
 }
 
 // Open opens (creating when needed) the store at path and its schema.
@@ -143,6 +149,7 @@ func (s *Store) inTx(ctx context.Context, f func(*sql.Tx) error) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	s.changes.notify()
 	return nil
 }
 

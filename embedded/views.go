@@ -53,12 +53,16 @@ const (
 
 // OutputView is a job's output: the final one once /complete delivered
 // it, else the latest execution's snapshot (its output as stdout, its
-// error as stderr). Final reports that the job is terminal.
+// error as stderr). Final reports that the job is terminal. Version
+// changes whenever the job or its executions change (it is the job's
+// latest event): GET /api/jobs/{id}/output?after=<version>&wait=<seconds>
+// answers once it differs from after.
 type OutputView struct {
-	Stdout string `json:"stdout"`
-	Stderr string `json:"stderr"`
-	Final  bool   `json:"final"`
-	Status string `json:"status"` // raw job status
+	Stdout  string `json:"stdout"`
+	Stderr  string `json:"stderr"`
+	Final   bool   `json:"final"`
+	Status  string `json:"status"` // raw job status
+	Version int64  `json:"version"`
 }
 
 // ExecutionView is one execution of the job.
@@ -193,6 +197,11 @@ func output(j jobRecord, latest *execRecord) OutputView {
 
 // Job returns the job with its executions and output.
 func (s *Store) Job(ctx context.Context, id string) (JobView, error) {
+	// The version first: what is read after it is at least as new.
+	version, err := s.version(ctx, id)
+	if err != nil {
+		return JobView{}, err
+	}
 	j, err := getJob(ctx, s.db, id)
 	if err != nil {
 		return JobView{}, err
@@ -210,24 +219,32 @@ func (s *Store) Job(ctx context.Context, id string) (JobView, error) {
 		latest = &execs[len(execs)-1]
 	}
 	v.Output = output(j, latest)
+	v.Output.Version = version
 	return v, nil
 }
 
 // Output returns the job's output alone (what a follower polls): it reads
 // the latest execution only, and none once the final output is stored.
 func (s *Store) Output(ctx context.Context, id string) (OutputView, error) {
+	// The version first: what is read after it is at least as new, so a
+	// follower waiting for the next version misses no change.
+	version, err := s.version(ctx, id)
+	if err != nil {
+		return OutputView{}, err
+	}
 	j, err := getJob(ctx, s.db, id)
 	if err != nil {
 		return OutputView{}, err
 	}
-	if j.hasFinalOutput() {
-		return output(j, nil), nil
+	var latest *execRecord
+	if !j.hasFinalOutput() {
+		if latest, err = s.latestExecution(ctx, id); err != nil {
+			return OutputView{}, err
+		}
 	}
-	latest, err := s.latestExecution(ctx, id)
-	if err != nil {
-		return OutputView{}, err
-	}
-	return output(j, latest), nil
+	o := output(j, latest)
+	o.Version = version
+	return o, nil
 }
 
 // List returns up to limit jobs, newest first, optionally with one raw

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cronium/orchestrator/backend"
 	"github.com/cronium/orchestrator/executors"
@@ -45,18 +46,31 @@ type Execution struct {
 // built again with them.
 var ErrNeedsCredentials = errors.New("server details missing")
 
+// MaxTimeout is the longest a job may run: a longer timeout (the backend
+// sends nanoseconds, so 100 years is only a large number) is cut to it.
+// Past it, a job is as good as without one; the bound keeps every
+// deadline derived from it (the container's own backstop, the SSH
+// watchdog's) far from overflowing.
+const MaxTimeout = 30 * 24 * time.Hour
+
 // NewExecutionID returns an execution id for a job, unique per call
 // (exec_<jobId>_<unixnano>, at most 100 characters as the backend allows).
 func NewExecutionID(jobID string, now time.Time) string {
 	id := fmt.Sprintf("exec_%s_%d", jobID, now.UnixNano())
 	if len(id) > 100 {
 		id = id[len(id)-100:]
+		for len(id) > 0 && !utf8.RuneStart(id[0]) { // not mid-character: ids travel in JSON
+			id = id[1:]
+		}
 	}
 	return id
 }
 
 // Build plans a job. Errors wrap executors.ErrInvalidSpec and say, in words
 // a user reads, why the job cannot run.
+//
+// The job's timeout: none (0) is defaultTimeout, a negative one is refused,
+// one beyond MaxTimeout is MaxTimeout.
 func Build(job backend.Job, executionID string, defaultTimeout time.Duration) (Plan, error) {
 	ex := job.Execution
 	spec := executors.Spec{
@@ -67,8 +81,14 @@ func Build(job backend.Job, executionID string, defaultTimeout time.Duration) (P
 		Timeout:     ex.Timeout.Duration(),
 		Resources:   resources(ex.Resources),
 	}
-	if spec.Timeout <= 0 {
+	switch {
+	case spec.Timeout < 0:
+		return Plan{}, invalid(fmt.Sprintf("timeout %s is negative (want a positive timeout, or none for the default of %s)",
+			spec.Timeout, defaultTimeout))
+	case spec.Timeout == 0:
 		spec.Timeout = defaultTimeout
+	case spec.Timeout > MaxTimeout:
+		spec.Timeout = MaxTimeout
 	}
 	plan := Plan{Spec: spec}
 
@@ -81,11 +101,12 @@ func Build(job backend.Job, executionID string, defaultTimeout time.Duration) (P
 		plan.Kind, plan.Spec.HTTP = KindHTTP, req
 		plan.Executions = []Execution{{ID: executionID}}
 		return plan, nil
-	case ex.Script == nil || strings.TrimSpace(ex.Script.Content) == "":
-		if ex.Script != nil && strings.EqualFold(ex.Script.Type, backend.ScriptHTTP) {
-			return Plan{}, invalid("HTTP_REQUEST job carries no execution.http request")
-		}
+	case ex.Script != nil && strings.EqualFold(ex.Script.Type, backend.ScriptHTTP):
+		return Plan{}, invalid("HTTP_REQUEST job carries no execution.http request")
+	case ex.Script == nil:
 		return Plan{}, invalid("job has neither a script nor an HTTP request (tool-action jobs are not run by the orchestrator)")
+	case strings.TrimSpace(ex.Script.Content) == "":
+		return Plan{}, invalid("the script is empty: nothing to run")
 	}
 
 	lang, err := executors.ParseLanguage(ex.Script.Type)

@@ -72,6 +72,28 @@ func TestBuild(t *testing.T) {
 					t.Fatalf("%+v", p.Spec)
 				}
 			}},
+		{name: "zero timeout is the default", job: `{"id":"j","execution":{"script":{"type":"BASH","content":"x"},"timeout":0}}`,
+			wantKind: KindContainer, check: func(t *testing.T, p Plan) {
+				if p.Spec.Timeout != time.Hour {
+					t.Fatalf("timeout %v", p.Spec.Timeout)
+				}
+			}},
+		{name: "negative timeout", job: `{"id":"j","execution":{"script":{"type":"BASH","content":"x"},"timeout":-5000000000}}`,
+			wantErr: "timeout -5s is negative"},
+		{name: "100 years is clamped", job: `{"id":"j","execution":{"script":{"type":"BASH","content":"x"},"timeout":3153600000000000000}}`,
+			wantKind: KindContainer, check: func(t *testing.T, p Plan) {
+				if p.Spec.Timeout != MaxTimeout {
+					t.Fatalf("timeout %v", p.Spec.Timeout)
+				}
+			}},
+		{name: "beyond int64 is clamped", job: `{"id":"j","execution":{"script":{"type":"BASH","content":"x"},"timeout":1e30}}`,
+			wantKind: KindContainer, check: func(t *testing.T, p Plan) {
+				if p.Spec.Timeout != MaxTimeout {
+					t.Fatalf("timeout %v", p.Spec.Timeout)
+				}
+			}},
+		{name: "empty script", job: `{"id":"j","execution":{"script":{"type":"BASH","content":" \n\t"}}}`,
+			wantErr: "the script is empty"},
 		{name: "numeric env values", job: `{"id":"j","execution":{"script":{"type":"BASH","content":"x"},"environment":{"N":7,"B":true}}}`,
 			wantKind: KindContainer, check: func(t *testing.T, p Plan) {
 				if p.Spec.Env["N"] != "7" || p.Spec.Env["B"] != "true" {

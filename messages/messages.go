@@ -20,10 +20,20 @@ type JobsClaimed struct {
 }
 
 // JobsUnreadable: the poller claimed these jobs but could not decode them;
-// they end failed with Reason.
+// they end failed with their reason.
 type JobsUnreadable struct {
-	IDs    []string
-	Reason string
+	IDs     []string
+	Reasons []string // each job's, when known
+	Reason  string   // for the others
+}
+
+// JobsExcess: a poll answered more jobs than there were free slots (Kept
+// of them were taken, in the JobsClaimed sent just before); these are the
+// rest. They are claimed under this orchestrator's id: the supervisor
+// releases them, except any it runs (a job can come twice).
+type JobsExcess struct {
+	Jobs []backend.Job
+	Kept int
 }
 
 // SlotsFreed: this many job slots became free; the poller may claim again.

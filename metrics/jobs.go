@@ -32,6 +32,7 @@ type jobMetrics struct {
 	bytes    prometheus.Counter
 	batches  prometheus.Counter
 	dropped  prometheus.Counter
+	masked   prometheus.Counter
 }
 
 func newJobMetrics() jobMetrics {
@@ -52,6 +53,8 @@ func newJobMetrics() jobMetrics {
 		batches: counter("job_output_batches_total", "Output snapshots (execution updates) shipped to the backend."),
 		dropped: counter("job_output_dropped_bytes_total",
 			"Bytes of job output left out of what was shipped by the output cap (jobs.output_max_bytes)."),
+		masked: counter("job_output_masked_total",
+			"Secrets replaced by [MASKED] in job output shipped to the backend (jobs.mask_secrets)."),
 	}
 	for _, e := range Executors {
 		j.pickup.WithLabelValues(e)
@@ -64,7 +67,7 @@ func newJobMetrics() jobMetrics {
 
 func (j jobMetrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{j.received, j.finished, j.duration, j.pickup, j.retried, j.active, j.lines,
-		j.bytes, j.batches, j.dropped}
+		j.bytes, j.batches, j.dropped, j.masked}
 }
 
 // JobReceived implements supervisor.Observer.
@@ -96,6 +99,9 @@ func (m *Metrics) OutputShipped(lines, bytes, droppedBytes int64) {
 	m.jobs.bytes.Add(float64(max(bytes, 0)))
 	m.jobs.dropped.Add(float64(max(droppedBytes, 0)))
 }
+
+// OutputMasked implements logactor.Observer.
+func (m *Metrics) OutputMasked(n int) { m.jobs.masked.Add(float64(max(n, 0))) }
 
 // oneOf keeps a label within its known values: a value from outside
 // (a new executor, a typo) must not grow the set silently.

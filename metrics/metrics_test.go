@@ -31,6 +31,7 @@ func exercise(m *Metrics) {
 	m.JobFinished("container", "success", 2*time.Second)
 	m.JobsActive(3)
 	m.OutputShipped(10, 100, 5)
+	m.OutputMasked(2)
 	m.ObserveRequest("/api/internal/jobs/{id}/complete", "POST", 200, 20*time.Millisecond)
 	m.ObserveRetry("/api/internal/jobs/queue")
 	m.APICall("create", 10*time.Millisecond, nil)
@@ -149,12 +150,14 @@ func TestJobs(t *testing.T) {
 	m := New(prometheus.NewRegistry())
 	m.OutputShipped(3, 30, 0)
 	m.OutputShipped(2, 20, 7)
+	m.OutputMasked(2)
+	m.OutputMasked(1)
 	for name, tt := range map[string]struct {
 		c    prometheus.Collector
 		want float64
 	}{
 		"batches": {m.jobs.batches, 2}, "lines": {m.jobs.lines, 5}, "bytes": {m.jobs.bytes, 50},
-		"dropped": {m.jobs.dropped, 7},
+		"dropped": {m.jobs.dropped, 7}, "masked": {m.jobs.masked, 3},
 	} {
 		if got := testutil.ToFloat64(tt.c); got != tt.want {
 			t.Errorf("%s: %v, want %v", name, got, tt.want)

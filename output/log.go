@@ -5,6 +5,9 @@
 //
 // A Log outlives the actors that use it: a crashed job actor or log actor
 // loses nothing, because output never waits in a mailbox.
+//
+// The Log keeps the bytes as they were written; secrets are masked (see
+// SetMasker) in what is read out of it, never in what it keeps or counts.
 package output
 
 import (
@@ -14,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/cronium/orchestrator/mask"
 )
 
 // Stream is stdout or stderr.
@@ -43,6 +48,8 @@ type Log struct {
 	// taken (see TakeNudge), so a reader gets one message per burst.
 	notify func()
 	nudged atomic.Bool
+
+	masker atomic.Pointer[mask.Masker]
 }
 
 // New returns a Log that keeps up to maxBytes per stream for Snapshot and
@@ -65,6 +72,15 @@ func (l *Log) Reset() {
 	}
 	l.recent = recentLines{max: l.recent.max}
 }
+
+// SetMasker sets the masker of what leaves the log (Snapshot, Recent,
+// Masker); nil masks nothing. It applies to output already written too:
+// the log keeps raw bytes and masks them whenever they are read.
+func (l *Log) SetMasker(m *mask.Masker) { l.masker.Store(m) }
+
+// Masker is the log's masker, for texts that accompany its output (a
+// reason, a server's own output); nil when none is set.
+func (l *Log) Masker() *mask.Masker { return l.masker.Load() }
 
 // Writer returns the writer for one stream.
 func (l *Log) Writer(s Stream) io.Writer { return writer{l: l, s: s} }
@@ -126,30 +142,49 @@ func (l *Log) statsLocked() Stats {
 	}
 }
 
-// Snapshot is the kept output of both streams at one moment.
+// Snapshot is the kept output of both streams at one moment, masked.
 type Snapshot struct {
 	Stdout string
 	Stderr string
-	Stats  Stats
+	Stats  Stats // of the raw bytes: masking changes no count
+	// Masked is how many secrets Stdout and Stderr had replaced.
+	Masked int
 }
 
 // Snapshot renders both streams, each as head + marker + tail once it
-// outgrew the cap.
+// outgrew the cap, and masks them. Each stream is masked as one text, so
+// a secret written in pieces is masked whole; its end is treated as a cut
+// (the output of a running job may stop inside a secret), and so are both
+// sides of the omission marker.
 func (l *Log) Snapshot() Snapshot {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	return Snapshot{
-		Stdout: l.streams[Stdout].render(),
-		Stderr: l.streams[Stderr].render(),
-		Stats:  l.statsLocked(),
-	}
+	out, errs := l.streams[Stdout].render(), l.streams[Stderr].render()
+	s := Snapshot{Stats: l.statsLocked()}
+	l.mu.Unlock()
+	m := l.masker.Load()
+	var n1, n2 int
+	s.Stdout, n1 = out.mask(m)
+	s.Stderr, n2 = errs.mask(m)
+	s.Masked = n1 + n2
+	return s
 }
 
-// Recent returns up to n of the latest lines of both streams, oldest first.
+// Recent returns up to n of the latest lines of both streams, oldest
+// first, each masked on its own.
 func (l *Log) Recent(n int) []Line {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.recent.last(n)
+	lines := l.recent.last(n)
+	l.mu.Unlock()
+	if m := l.masker.Load(); m != nil {
+		for i, line := range lines {
+			var cut mask.Cut
+			if len(line.Text) >= maxRecentLine { // truncated: may stop inside a secret
+				cut = mask.CutEnd
+			}
+			lines[i].Text, _ = m.Mask(line.Text, cut)
+		}
+	}
+	return lines
 }
 
 // buffer keeps the first half of the cap and a rolling last half.
@@ -193,21 +228,46 @@ func (b *buffer) dropped() int64 {
 	return b.total - int64(len(b.head)) - int64(len(b.keptTail()))
 }
 
-func (b *buffer) render() string {
+// rendered is one stream as shown: the head, and once output was left
+// out, the omission marker and the tail. The strings are copies, so they
+// are masked outside the log's lock.
+type rendered struct {
+	head, marker, tail string
+	tailCut            bool // the tail starts where bytes were dropped, maybe inside a secret
+}
+
+func (b *buffer) render() rendered {
 	tail := b.keptTail()
 	dropped := b.dropped()
 	if dropped == 0 {
-		return string(b.head) + string(tail)
+		return rendered{head: string(b.head) + string(tail)}
 	}
 	// Start the tail on a line boundary when one is near, so the first
 	// kept line is whole.
+	cut := true
 	if i := bytes.IndexByte(tail, '\n'); i >= 0 && i < 4096 && i+1 < len(tail) {
 		dropped += int64(i + 1)
 		tail = tail[i+1:]
+		cut = false
 	}
 	marker := fmt.Sprintf("\n[cronium: %d bytes of output omitted here; the first and last %d KiB are kept]\n",
 		dropped, b.tailCap/1024)
-	return string(b.head) + marker + string(tail)
+	return rendered{head: string(b.head), marker: marker, tail: string(tail), tailCut: cut}
+}
+
+// mask masks the head and tail each as a text cut where the omission
+// marker stands and at the end; the marker itself is ours.
+func (r rendered) mask(m *mask.Masker) (string, int) {
+	if r.marker == "" {
+		return m.Mask(r.head, mask.CutEnd)
+	}
+	head, n1 := m.Mask(r.head, mask.CutEnd)
+	cut := mask.CutEnd
+	if r.tailCut {
+		cut |= mask.CutStart
+	}
+	tail, n2 := m.Mask(r.tail, cut)
+	return head + r.marker + tail, n1 + n2
 }
 
 // Line is one recent line of output.
@@ -236,7 +296,7 @@ func (r *recentLines) write(s Stream, p []byte) {
 			if room := maxRecentLine - len(r.partial[s]); room > 0 {
 				r.partial[s] = append(r.partial[s], p[:min(room, len(p))]...)
 			}
-			return
+			break // not return: a write ending mid-line must trim too
 		}
 		line := append(r.partial[s], p[:i]...)
 		if len(line) > maxRecentLine {
@@ -252,9 +312,9 @@ func (r *recentLines) write(s Stream, p []byte) {
 }
 
 func (r *recentLines) last(n int) []Line {
-	if n > len(r.lines) {
-		n = len(r.lines)
-	}
+	// Never more than max: the ring holds up to twice as many between
+	// trims, and how many depends on how the output was chunked.
+	n = max(0, min(n, r.max, len(r.lines)))
 	return append([]Line(nil), r.lines[len(r.lines)-n:]...)
 }
 

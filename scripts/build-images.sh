@@ -2,8 +2,10 @@
 # Builds the runtime images container jobs run in, without a registry.
 #
 #   scripts/build-images.sh bash     cronium/runtime-bash:1 (scratch + bash-static + busybox)
-#   scripts/build-images.sh debian   cronium/runtime-python:1, cronium/runtime-node:1 and
-#                                    cronium/test-sshd:local from one debootstrap root fs
+#   scripts/build-images.sh debian   cronium/runtime-python:1, cronium/runtime-node:1,
+#                                    cronium/test-sshd:local and cronium/debian-base:2 (the
+#                                    bundle test's stand-in for the backend's image, with
+#                                    tini and s6) from one debootstrap root fs
 #   scripts/build-images.sh all      both
 #
 # Images that already exist are kept (FORCE=1 rebuilds). Everything comes
@@ -16,6 +18,9 @@ BASH_IMAGE=${BASH_IMAGE:-cronium/runtime-bash:1}
 PYTHON_IMAGE=${PYTHON_IMAGE:-cronium/runtime-python:1}
 NODE_IMAGE=${NODE_IMAGE:-cronium/runtime-node:1}
 SSHD_IMAGE=${SSHD_IMAGE:-cronium/test-sshd:local}
+# Its tag changes with what the root fs must contain, so that a machine
+# with older images builds them again.
+BASE_IMAGE=cronium/debian-base:2
 SUITE=${DEBIAN_SUITE:-}
 MIRROR=${DEBIAN_MIRROR:-}
 PATH_ENV='ENV PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin'
@@ -91,8 +96,8 @@ build_bash() {
 }
 
 build_debian() {
-	if have_image "$PYTHON_IMAGE" && have_image "$NODE_IMAGE" && have_image "$SSHD_IMAGE"; then
-		log "$PYTHON_IMAGE, $NODE_IMAGE and $SSHD_IMAGE exist"
+	if have_image "$PYTHON_IMAGE" && have_image "$NODE_IMAGE" && have_image "$SSHD_IMAGE" && have_image "$BASE_IMAGE"; then
+		log "$PYTHON_IMAGE, $NODE_IMAGE, $SSHD_IMAGE and $BASE_IMAGE exist"
 		return
 	fi
 	apt_install debootstrap
@@ -100,20 +105,20 @@ build_debian() {
 	local root
 	root=$(mktemp -d)
 	trap 'rm -rf "$root"' RETURN
-	log "debootstrap $SUITE (python3, nodejs, openssh-server; about a minute)"
+	log "debootstrap $SUITE (python3, nodejs, openssh-server, tini, s6; about a minute)"
 	debootstrap --variant=minbase \
-		--include=python3,nodejs,openssh-server,procps,ca-certificates \
+		--include=python3,nodejs,openssh-server,procps,ca-certificates,tini,s6 \
 		"$SUITE" "$root" "$MIRROR" >"$root.log" 2>&1 || { tail -20 "$root.log" >&2; return 1; }
 	rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/usr/share/doc "$root"/usr/share/man
 	rm -f "$root"/etc/ssh/ssh_host_* # every test generates its own host key
 	mkdir -p "$root/work" "$root/run/sshd" && chmod 1777 "$root/work"
 	local id
-	id=$(tar -C "$root" -c . | docker import --change "$PATH_ENV" --change 'WORKDIR /work' - cronium/debian-base:local)
+	id=$(tar -C "$root" -c . | docker import --change "$PATH_ENV" --change 'WORKDIR /work' - "$BASE_IMAGE")
 	docker tag "$id" "$PYTHON_IMAGE"
 	docker tag "$id" "$NODE_IMAGE"
 	docker tag "$id" "$SSHD_IMAGE"
 	rm -f "$root.log"
-	log "built $PYTHON_IMAGE, $NODE_IMAGE, $SSHD_IMAGE"
+	log "built $PYTHON_IMAGE, $NODE_IMAGE, $SSHD_IMAGE, $BASE_IMAGE"
 }
 
 case ${1:-all} in

@@ -31,12 +31,16 @@ func (a *Actor) do(e effect, st State, now time.Time) any {
 		return a.plan()
 	case effFetchCredentials:
 		serverID := r.job.Execution.Target.ServerID.String()
+		policy := a.deps.Settings.Mask
 		a.step(st.StepSeq, stepCredentials, func(ctx context.Context) (func(*Run), error) {
 			d, err := a.deps.Inquirer.ServerCredentials(ctx, serverID)
 			if err != nil {
 				return nil, err
 			}
-			return func(r *Run) { r.job.Execution.Target.ServerDetails = &d }, nil
+			return func(r *Run) {
+				r.job.Execution.Target.ServerDetails = &d
+				r.out.SetMasker(policy.ForJob(r.job)) // the credentials are secrets too
+			}, nil
 		})
 	case effRegister:
 		jobID, execs := r.job.ID, r.plan.Executions
@@ -128,6 +132,9 @@ func (a *Actor) plan() evPlanned {
 		return evPlanned{NeedsCreds: true}
 	case err != nil:
 		return evPlanned{Err: err}
+	}
+	if asked := r.job.Execution.Timeout.Duration(); asked > plan.Spec.Timeout {
+		a.log.Warn("job timeout beyond the maximum; clamped", "timeout", asked, "max", plan.Spec.Timeout)
 	}
 	r.mu.Lock()
 	r.plan = &plan
@@ -262,10 +269,11 @@ func (a *Actor) completion(st State, now time.Time) backend.Completion {
 		"orchestratorId":     a.deps.Settings.OrchestratorID,
 	})
 	scriptOutput, condition := a.report()
+	stderr := output.AppendNote(snap.Stderr, a.run.out.Masker().Text(v.reason)) // the snapshot is masked already
 	return backend.Completion{
 		Status:       v.status,
 		ExitCode:     v.exitCode,
-		Output:       backend.CompletionOutput{Stdout: snap.Stdout, Stderr: output.AppendNote(snap.Stderr, v.reason)},
+		Output:       backend.CompletionOutput{Stdout: snap.Stdout, Stderr: stderr},
 		Metrics:      metrics,
 		ScriptOutput: scriptOutput,
 		Condition:    condition,

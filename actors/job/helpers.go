@@ -80,7 +80,9 @@ func (a *Actor) report() (json.RawMessage, *bool) {
 	for _, s := range plan.Spec.Servers {
 		servers = append(servers, s.Name)
 	}
-	return svc.Report(servers)
+	out, cond := svc.Report(servers)
+	out, _ = r.out.Masker().JSON(out) // the script's output leaves with its output
+	return out, cond
 }
 
 // noHelperBackend answers for a backend that serves no variables.

@@ -17,6 +17,7 @@ import (
 	"github.com/cronium/orchestrator/executors"
 	"github.com/cronium/orchestrator/helpers"
 	"github.com/cronium/orchestrator/jobspec"
+	"github.com/cronium/orchestrator/mask"
 	"github.com/cronium/orchestrator/messages"
 )
 
@@ -48,6 +49,8 @@ type Settings struct {
 	BackoffMax          time.Duration
 	FinalizeTimeout     time.Duration // how long to wait for the log actor's final update
 	OrchestratorID      string
+	// Mask says which secrets the job's output masks (see Run.MaskOutput).
+	Mask mask.Policy
 }
 
 // Deps are what a JobActor needs; one Deps serves every job.

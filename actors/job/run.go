@@ -11,6 +11,7 @@ import (
 	"github.com/cronium/orchestrator/helpers"
 	"github.com/cronium/orchestrator/jobspec"
 	"github.com/cronium/orchestrator/journal"
+	"github.com/cronium/orchestrator/mask"
 	"github.com/cronium/orchestrator/messages"
 	"github.com/cronium/orchestrator/output"
 )
@@ -69,6 +70,17 @@ type pendingStep struct {
 // NewRun starts the state of a claimed job.
 func NewRun(j backend.Job, claimedAt time.Time, execID string, out *output.Log) *Run {
 	return &Run{job: j, claimedAt: claimedAt, execID: execID, out: out, st: State{Tries: 1}}
+}
+
+// MaskOutput sets the masker of the job's output from the job as it is
+// now and the policy: the supervisor calls it when the job is claimed and
+// when it is restored from the journal (whose job holds every secret the
+// masker needs, so nothing of it is kept anywhere else); the actor builds
+// it again when the server's credentials arrive. Safe from any goroutine.
+func (r *Run) MaskOutput(p mask.Policy) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.out.SetMasker(p.ForJob(r.job))
 }
 
 // JobID is the backend's id of the job.
@@ -156,7 +168,7 @@ func (r *Run) FailNow(reason string, now time.Time) (c backend.Completion, ok bo
 	}
 	if r.completion == nil {
 		snap := r.out.Snapshot()
-		c := CouldNotRun(snap.Stdout, snap.Stderr, reason, now)
+		c := CouldNotRun(snap.Stdout, snap.Stderr, r.out.Masker().Text(reason), now)
 		r.completion = &c
 	}
 	r.st.Phase = phaseDone

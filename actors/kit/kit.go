@@ -142,25 +142,52 @@ func PanicReason(v any) string {
 // (such goroutines are outside any actor's recovery: a panic there would
 // end the process). Whoever creates a Tasks stops it with Close, which
 // cancels what is still running and waits for it.
+//
+// Calls may start while Wait or Close waits (actors still stopping start
+// some): a sync.WaitGroup forbids that once it ran idle under a waiter
+// (it panics, and the process with it), so the group counts its calls
+// itself.
 type Tasks struct {
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	running int
+	idle    chan struct{} // closed while running is 0
 }
 
 // NewTasks returns an empty group whose calls run until Close.
 func NewTasks() *Tasks {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Tasks{ctx: ctx, cancel: cancel}
+	idle := make(chan struct{})
+	close(idle)
+	return &Tasks{ctx: ctx, cancel: cancel, idle: idle}
+}
+
+func (t *Tasks) add() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.running == 0 {
+		t.idle = make(chan struct{})
+	}
+	t.running++
+}
+
+func (t *Tasks) done() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.running--; t.running == 0 {
+		close(t.idle)
+	}
 }
 
 // Go runs call in the group, then hands its error to done (which may be
 // nil). done runs on the call's goroutine.
 func (t *Tasks) Go(timeout time.Duration, what string, call func(ctx context.Context) error, done func(error)) {
 	callsStarted.Add(1)
-	t.wg.Add(1)
+	t.add()
 	go func() {
-		defer t.wg.Done()
+		defer t.done()
 		defer callsEnded.Add(1)
 		ctx, cancel := context.WithTimeout(t.ctx, timeout)
 		err := Safely(what, func() error { return call(ctx) })
@@ -176,9 +203,9 @@ func (t *Tasks) Go(timeout time.Duration, what string, call func(ctx context.Con
 // context stops). A panic in fn ends fn, not the process; fn reports its
 // own errors. Such goroutines are not counted by Calls: they may run as long as a job.
 func (t *Tasks) Start(what string, fn func()) {
-	t.wg.Add(1)
+	t.add()
 	go func() {
-		defer t.wg.Done()
+		defer t.done()
 		_ = Safely(what, func() error { fn(); return nil })
 	}()
 }
@@ -186,20 +213,25 @@ func (t *Tasks) Start(what string, fn func()) {
 // Wait waits until every call has ended, or ctx is done; it reports
 // whether they all ended. Calls started meanwhile are waited for too.
 func (t *Tasks) Wait(ctx context.Context) bool {
-	idle := make(chan struct{})
-	go func() { t.wg.Wait(); close(idle) }()
-	select {
-	case <-idle:
-		return true
-	case <-ctx.Done():
-		return false
+	for {
+		t.mu.Lock()
+		idle, running := t.idle, t.running
+		t.mu.Unlock()
+		if running == 0 {
+			return true
+		}
+		select {
+		case <-idle: // look again: calls may have started since
+		case <-ctx.Done():
+			return false
+		}
 	}
 }
 
 // Close cancels the calls still running and waits for them to return.
 func (t *Tasks) Close() {
 	t.cancel()
-	t.wg.Wait()
+	t.Wait(context.Background())
 }
 
 // Shared is the group of actors whose creator gave them none (tests that

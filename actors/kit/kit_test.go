@@ -108,3 +108,35 @@ func TestTasksStartSurvivesPanics(t *testing.T) {
 	tasks.Start("panicky", func() { panic("boom") })
 	tasks.Close()
 }
+
+// Calls may start while Wait or Close waits, also right as the group runs
+// idle: the wait covers them, and nothing panics (a sync.WaitGroup does:
+// "WaitGroup is reused before previous Wait has returned", which ended the
+// process when a shutdown waited for its calls while actors still started
+// some).
+func TestTasksStartedWhileWaiting(t *testing.T) {
+	tasks := NewTasks()
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			tasks.Go(time.Minute, "blip", func(context.Context) error { return nil }, nil)
+		}
+	}()
+	for range 1000 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		tasks.Wait(ctx)
+		cancel()
+	}
+	close(stop)
+	<-stopped
+	tasks.Close()
+	if !tasks.Wait(context.Background()) {
+		t.Fatal("not idle after Close")
+	}
+}

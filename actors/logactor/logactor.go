@@ -31,6 +31,9 @@ type Updater interface {
 // Observer counts what was shipped (for metrics).
 type Observer interface {
 	OutputShipped(lines, bytes, droppedBytes int64)
+	// OutputMasked counts secrets masked in what was shipped: those the
+	// job's output shows beyond what the last snapshot shipped showed.
+	OutputMasked(n int)
 }
 
 // Keeper keeps what a job's output log holds, so that a restarted
@@ -66,6 +69,7 @@ type State struct {
 	executions func() []string
 
 	shipped      output.Stats // as of the last snapshot shipped
+	masked       int          // secrets masked in the last snapshot shipped
 	pendingSince time.Time
 	busy         bool
 	final        *messages.FinalizeOutput
@@ -140,7 +144,7 @@ func (st *State) reset() {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.out.Reset()
-	st.shipped, st.pendingSince = output.Stats{}, time.Time{}
+	st.shipped, st.masked, st.pendingSince = output.Stats{}, 0, time.Time{}
 	st.final, st.finalDone = nil, false
 }
 
@@ -187,7 +191,7 @@ func (a *Actor) evaluate() {
 func (a *Actor) shipLocked(final bool) {
 	st := a.st
 	st.busy = true
-	snap := st.out.Snapshot()
+	snap, masker := st.out.Snapshot(), st.out.Masker()
 	// Kept after the snapshot, so it holds at least what is shipped.
 	var kept output.Kept
 	if a.deps.Keeper != nil {
@@ -210,7 +214,7 @@ func (a *Actor) shipLocked(final bool) {
 		for i, id := range ids {
 			u := snapshotUpdate(snap)
 			if final {
-				u = finalUpdate(snap, fin, i)
+				u = finalUpdate(snap, fin, i, masker)
 			}
 			if e := deps.Updater.UpdateExecution(ctx, id, u); e != nil && err == nil {
 				err = e
@@ -218,7 +222,7 @@ func (a *Actor) shipLocked(final bool) {
 		}
 		return err
 	}, func(err error) {
-		st.recordShipped(snap.Stats, final, err, deps.Observer, log)
+		st.recordShipped(snap, final, err, deps.Observer, log)
 		if final {
 			// Delivered or not, the job goes on to its one /complete.
 			kit.Send(engine, fin.ReplyTo, messages.OutputFinalized{})
@@ -228,7 +232,8 @@ func (a *Actor) shipLocked(final bool) {
 	})
 }
 
-func (st *State) recordShipped(stats output.Stats, final bool, err error, obs Observer, log *slog.Logger) {
+func (st *State) recordShipped(snap output.Snapshot, final bool, err error, obs Observer, log *slog.Logger) {
+	stats := snap.Stats
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.busy = false
@@ -242,7 +247,13 @@ func (st *State) recordShipped(stats output.Stats, final bool, err error, obs Ob
 	if obs != nil {
 		obs.OutputShipped(stats.Lines-st.shipped.Lines, stats.Bytes()-st.shipped.Bytes(),
 			stats.DroppedBytes-st.shipped.DroppedBytes)
+		// Each snapshot holds all the output so far: only what it masks
+		// beyond the last one is new. (Fewer, once the cap rolls old
+		// output out of the tail: then nothing is counted.)
+		if n := snap.Masked - st.masked; n > 0 {
+			obs.OutputMasked(n)
+		}
 	}
-	st.shipped = stats
+	st.shipped, st.masked = stats, snap.Masked
 	st.pendingSince = time.Time{}
 }

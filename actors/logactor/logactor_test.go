@@ -15,6 +15,7 @@ import (
 	"github.com/cronium/orchestrator/backend"
 	"github.com/cronium/orchestrator/executors"
 	"github.com/cronium/orchestrator/internal/testenv"
+	"github.com/cronium/orchestrator/mask"
 	"github.com/cronium/orchestrator/messages"
 	"github.com/cronium/orchestrator/output"
 )
@@ -56,6 +57,7 @@ type harness struct {
 	clock   *kit.FakeClock
 	rec     *recorder
 	out     *output.Log
+	obs     *observer
 	done    chan struct{}
 	flushed chan struct{}
 }
@@ -93,14 +95,14 @@ func start(t *testing.T, gated bool) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, engine: engine, clock: kit.NewFakeClock(time.Unix(0, 0)), rec: &recorder{},
-		done: make(chan struct{}, 4), flushed: make(chan struct{}, 1)}
+		obs: &observer{}, done: make(chan struct{}, 4), flushed: make(chan struct{}, 1)}
 	if gated {
 		h.rec.gate, h.rec.arrived = make(chan struct{}), make(chan struct{}, 4)
 	}
 	var pid *actor.PID
 	h.out = output.New(1<<20, 0, func() { kit.Send(engine, pid, messages.OutputAvailable{}) })
 	deps := Deps{Updater: h.rec, Clock: h.clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Settings: Settings{BatchLines: 3, BatchBytes: 1000, BatchInterval: time.Second}}
+		Observer: h.obs, Settings: Settings{BatchLines: 3, BatchBytes: 1000, BatchInterval: time.Second}}
 	st := NewState("job1", h.out, func() []string { return []string{"exec1"} })
 	pid = engine.Spawn(New(st, deps), "log", kit.SpawnOpts("log", "job1", flushes(h.flushed))...)
 	h.pid = pid
@@ -130,6 +132,51 @@ func (h *harness) expectUpdates(n int) []backend.ExecutionUpdate {
 		h.t.Fatalf("%d updates, want %d", len(got), n)
 	}
 	return got
+}
+
+// observer counts the secrets masked in what was shipped.
+type observer struct {
+	mu     sync.Mutex
+	masked int
+}
+
+func (o *observer) OutputShipped(int64, int64, int64) {}
+
+func (o *observer) OutputMasked(n int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.masked += n
+}
+
+func (o *observer) count() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.masked
+}
+
+// Every snapshot holds all the output so far, masked; a secret is counted
+// once, in the first snapshot that shows it.
+func TestSnapshotsAreMaskedAndCountedOnce(t *testing.T) {
+	h := start(t, false)
+	h.out.SetMasker(mask.New("hunter22"))
+	w := h.out.Writer(output.Stdout)
+	fmt.Fprint(w, "pw hun")
+	fmt.Fprint(w, "ter22\nb\nc\n") // 3 lines: ship at once
+	if u := h.expectUpdates(1); *u[0].Output != "pw [MASKED]\nb\nc\n" {
+		t.Fatalf("snapshot %q", *u[0].Output)
+	}
+	fmt.Fprint(w, "d\ne\nf\n")
+	h.expectUpdates(2)
+	if n := h.obs.count(); n != 1 {
+		t.Fatalf("%d masked after a second snapshot showing the same secret, want 1", n)
+	}
+	fmt.Fprint(w, "again hunter22\ng\nh\n")
+	if u := h.expectUpdates(3); *u[2].Output != "pw [MASKED]\nb\nc\nd\ne\nf\nagain [MASKED]\ng\nh\n" {
+		t.Fatalf("snapshot %q", *u[2].Output)
+	}
+	if n := h.obs.count(); n != 2 {
+		t.Fatalf("%d masked, want 2", n)
+	}
 }
 
 func TestBatchesByLinesAndTime(t *testing.T) {
@@ -209,11 +256,27 @@ func TestFinalUpdateOfAServerClearsTheCombinedStderr(t *testing.T) {
 		{Stdout: "fine\n", Result: executors.Result{Exited: true}},
 		{Stderr: "failing\n", Result: executors.Result{Exited: true, ExitCode: 4, Reason: "exited with code 4"}},
 	}}}
-	a, b := finalUpdate(snap, fin, 0), finalUpdate(snap, fin, 1)
+	a, b := finalUpdate(snap, fin, 0, nil), finalUpdate(snap, fin, 1, nil)
 	if *a.Output != "fine\n" || a.Error == nil || *a.Error != "" || *a.ExitCode != 0 {
 		t.Fatalf("server a: output %q error %v exit %d", *a.Output, a.Error, *a.ExitCode)
 	}
 	if *b.Error != "failing\n[cronium] exited with code 4\n" || *b.ExitCode != 4 {
 		t.Fatalf("server b: error %q exit %d", *b.Error, *b.ExitCode)
+	}
+}
+
+// A server's own output comes from the executor, not from the (masked)
+// snapshot: the final update masks it, and the reason.
+func TestFinalUpdateOfAServerIsMasked(t *testing.T) {
+	m := mask.New("hunter22")
+	snap := output.Snapshot{Stdout: "[a] pw [MASKED]\n"}
+	fin := messages.FinalizeOutput{ExitCode: 101, Result: executors.Result{Servers: []executors.ServerResult{
+		{Stdout: "pw hunter22\n", Stderr: "hunter22?\n", Result: executors.Result{Exited: true, ExitCode: 1,
+			Reason: "auth hunter22 refused"}},
+		{Result: executors.Result{Exited: true}},
+	}}}
+	u := finalUpdate(snap, fin, 0, m)
+	if *u.Output != "pw [MASKED]\n" || *u.Error != "[MASKED]?\n[cronium] auth [MASKED] refused\n" {
+		t.Fatalf("output %q error %q", *u.Output, *u.Error)
 	}
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/cronium/orchestrator/backend"
 	"github.com/cronium/orchestrator/executors"
+	"github.com/cronium/orchestrator/mask"
 	"github.com/cronium/orchestrator/messages"
 	"github.com/cronium/orchestrator/output"
 )
@@ -25,12 +26,14 @@ func snapshotUpdate(s output.Snapshot) backend.ExecutionUpdate {
 // terminal update follows through /complete.
 //
 // A server of a multi-server job gets its own exit code and output (the
-// job's combined output interleaves every server's, prefixed).
-func finalUpdate(s output.Snapshot, f messages.FinalizeOutput, i int) backend.ExecutionUpdate {
+// job's combined output interleaves every server's, prefixed). The
+// snapshot is masked already; m masks the rest: the reason, and a
+// server's own output, which the executor kept and the log never saw.
+func finalUpdate(s output.Snapshot, f messages.FinalizeOutput, i int, m *mask.Masker) backend.ExecutionUpdate {
 	exit, stdout, stderr, reason := f.ExitCode, s.Stdout, s.Stderr, f.Reason
 	if servers := f.Result.Servers; len(servers) > 1 && i < len(servers) {
 		sr := servers[i]
-		stdout, stderr, reason = sr.Stdout, sr.Stderr, sr.Result.Reason
+		stdout, stderr, reason = m.Text(sr.Stdout), m.Text(sr.Stderr), sr.Result.Reason
 		if sr.Err != nil {
 			reason = "could not run on this server: " + sr.Err.Error()
 		}
@@ -41,12 +44,12 @@ func finalUpdate(s output.Snapshot, f messages.FinalizeOutput, i int) backend.Ex
 	// Error is always set, empty included: it replaces whatever an
 	// earlier snapshot left there (a multi-server snapshot holds every
 	// server's stderr).
-	errText := output.AppendNote(stderr, reason)
+	errText := output.AppendNote(stderr, m.Text(reason))
 	u := backend.ExecutionUpdate{Output: &stdout, Error: &errText, ExitCode: &exit}
 	applyTimings(&u, f.Result.Timings)
 	if f.ScriptOutput != nil || f.Condition != nil {
 		meta := map[string]any{}
-		if f.ScriptOutput != nil {
+		if f.ScriptOutput != nil { // masked by the job actor
 			meta["scriptOutput"] = f.ScriptOutput
 		}
 		if f.Condition != nil {

@@ -4,6 +4,18 @@
 //
 // Polls and orphan checks never overlap: a job claimed by a poll whose
 // response is still on its way must not look like an orphan.
+//
+// Long polling: once the backend's answer announced that it holds polls
+// (backend.Polled.MaxWait, the embedded backend's extension), each poll
+// asks it to hold the request until a job is claimable, up to
+// Settings.LongPollWait (see pollWait): a job is claimed the moment it is
+// queued, and an idle poller polls about once per wait instead of once per
+// PollInterval. Against a backend that answers at once (the real one),
+// polling is by interval as before. StopPolling cancels a held poll rather
+// than wait for it: if the backend claimed jobs just as the poll was
+// cancelled, their answer is lost and they stay claimed under our id,
+// like after any lost answer; the orphan check at the next start releases
+// them.
 package poller
 
 import (
@@ -22,16 +34,21 @@ import (
 
 // Backend is what the poller asks of the backend.
 type Backend interface {
-	PollJobs(ctx context.Context, batchSize int) ([]backend.Job, error)
+	// Poll claims up to batchSize jobs; a backend that holds polls waits
+	// up to wait for one (see backend.Client.Poll).
+	Poll(ctx context.Context, batchSize int, wait time.Duration) (backend.Polled, error)
 	OrphanedJobs(ctx context.Context) ([]backend.JobRow, error)
 }
 
 // Settings tune polling.
 type Settings struct {
 	Capacity       int
-	PollInterval   time.Duration // wait after an empty poll
+	PollInterval   time.Duration // wait after an empty poll the backend answered at once
 	MaxBackoff     time.Duration // longest wait after failed polls
 	OrphanInterval time.Duration // 0: reconcile at start-up only
+	// LongPollWait is the longest a poll asks a backend that holds polls
+	// to hold it (backend.LongPollWait of the request timeout); 0: never.
+	LongPollWait time.Duration
 }
 
 // Deps are the poller's collaborators.
@@ -52,7 +69,9 @@ type State struct {
 	busy            bool
 	stopped         bool
 	failures        int
-	nextOrphanCheck time.Time // zero: at once
+	nextOrphanCheck time.Time     // zero: at once
+	backendMaxWait  time.Duration // the backend holds polls this long at most (its last answer said); 0: it does not
+	poll            pollInFlight
 
 	mu     sync.Mutex
 	result any // the finished call's answer, until an instance takes it
@@ -61,12 +80,20 @@ type State struct {
 // NewState starts with every slot free and an orphan check due.
 func NewState(capacity int) *State { return &State{free: capacity} }
 
+// pollInFlight is the poll whose answer is awaited.
+type pollInFlight struct {
+	wait    time.Duration // asked of the backend; 0: answer at once
+	started time.Time
+	cancel  context.CancelFunc
+}
+
 type (
 	tick        struct{}
 	resultReady struct{}
 	polled      struct {
-		jobs []backend.Job
-		err  error
+		jobs    []backend.Job
+		maxWait time.Duration
+		err     error
 	}
 	orphansChecked struct {
 		rows []backend.JobRow
@@ -105,6 +132,9 @@ func (a *Actor) Receive(c *actor.Context) {
 	case messages.StopPolling:
 		a.st.stopped = true
 		a.stopTimer()
+		if p := a.st.poll; p.wait > 0 && p.cancel != nil {
+			p.cancel() // a held poll is not waited for (see the package comment)
+		}
 	case resultReady:
 		a.takeResult()
 	}
@@ -141,20 +171,38 @@ func (a *Actor) next() {
 	a.stopTimer()
 	st.busy = true
 	n := st.free
+	wait := pollWait(a.deps.Settings, st.backendMaxWait, st.nextOrphanCheck.Sub(now))
+	stopped, cancel := context.WithCancel(context.Background())
+	st.poll = pollInFlight{wait: wait, started: now, cancel: cancel}
+	b := a.deps.Backend
 	a.goDo(func(ctx context.Context) any {
-		jobs, err := a.deps.Backend.PollJobs(ctx, n)
-		return polled{jobs: jobs, err: err}
+		ctx, cancelCall := context.WithCancel(ctx)
+		defer cancelCall()
+		defer context.AfterFunc(stopped, cancelCall)()
+		p, err := b.Poll(ctx, n, wait)
+		return polled{jobs: p.Jobs, maxWait: p.MaxWait, err: err}
 	})
 }
 
 func (a *Actor) onPolled(m polled) {
 	st := a.st
 	st.busy = false
+	asked, held := st.poll.wait, a.deps.Clock.Now().Sub(st.poll.started)
+	if st.poll.cancel != nil {
+		st.poll.cancel()
+	}
+	st.poll = pollInFlight{}
 	var bad *backend.BadJobsError
 	if errors.As(m.err, &bad) {
 		// Claimed but undecodable: they must still end, with the reason.
-		kit.Send(a.engine, a.deps.Supervisor, messages.JobsUnreadable{IDs: bad.IDs, Reason: bad.Err.Error()})
+		a.deps.Logger.Error("claimed jobs could not be read: those with an id are failed, "+
+			"the others are released by the next orphan check", "err", bad)
+		kit.Send(a.engine, a.deps.Supervisor, messages.JobsUnreadable{IDs: bad.IDs, Reasons: bad.Reasons,
+			Reason: bad.Err.Error()})
 		m.err = nil
+	}
+	if m.err != nil && st.stopped {
+		return // cancelled by StopPolling, or failed after it: no more polls
 	}
 	if m.err != nil {
 		st.failures++
@@ -164,13 +212,44 @@ func (a *Actor) onPolled(m polled) {
 		return
 	}
 	st.failures = 0
+	a.learnMaxWait(m.maxWait)
 	if len(m.jobs) == 0 {
-		a.schedule(a.deps.Settings.PollInterval)
+		if d := idleWait(a.deps.Settings, asked, held, m.maxWait); d > 0 {
+			a.schedule(d)
+		} else {
+			a.next() // the backend held the poll: ask it to hold the next one
+		}
 		return
+	}
+	var excess []backend.Job
+	if keep := max(st.free, 0); len(m.jobs) > keep {
+		// More than the free slots asked for (a backend must not): the
+		// rest would run beyond the capacity. They are claimed under our
+		// id all the same: the supervisor hands them back, after it has
+		// taken the others (the same job may be in both).
+		m.jobs, excess = m.jobs[:keep], m.jobs[keep:]
 	}
 	st.free -= len(m.jobs)
 	kit.Send(a.engine, a.deps.Supervisor, messages.JobsClaimed{Jobs: m.jobs, ClaimedAt: a.deps.Clock.Now()})
+	if len(excess) > 0 {
+		kit.Send(a.engine, a.deps.Supervisor, messages.JobsExcess{Jobs: excess, Kept: len(m.jobs)})
+	}
 	a.next() // the queue had work: ask again at once
+}
+
+// learnMaxWait keeps what the backend's answer said of holding polls,
+// and says when that changes.
+func (a *Actor) learnMaxWait(maxWait time.Duration) {
+	was := a.st.backendMaxWait
+	a.st.backendMaxWait = maxWait
+	switch {
+	case maxWait > 0 && was == 0:
+		a.deps.Logger.Info("the backend holds polls until a job is claimable: long polling",
+			"backend_max_wait", maxWait, "poll_wait", longPollWait(a.deps.Settings, maxWait))
+	case maxWait == 0 && was > 0:
+		a.deps.Logger.Info("the backend answers polls at once: polling every interval",
+			"poll_interval", a.deps.Settings.PollInterval)
+	}
 }
 
 func (a *Actor) checkOrphans() {

@@ -18,12 +18,16 @@ import (
 	"github.com/cronium/orchestrator/messages"
 )
 
-// scripted answers polls from a queue and records each batch size.
+// scripted answers polls from a queue and records each batch size and
+// wait. With maxWait set it announces that it holds polls, and holds those
+// that ask for a wait while it has no answer queued (see hold).
 type scripted struct {
 	mu      sync.Mutex
 	batches []int
+	waits   []time.Duration
 	answers []answer
 	orphans int
+	longPoll
 }
 
 type answer struct {
@@ -31,20 +35,25 @@ type answer struct {
 	err error
 }
 
-func (b *scripted) PollJobs(_ context.Context, n int) ([]backend.Job, error) {
+func (b *scripted) Poll(ctx context.Context, n int, wait time.Duration) (backend.Polled, error) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.batches = append(b.batches, n)
+	b.waits = append(b.waits, wait)
 	if len(b.answers) == 0 {
-		return nil, nil
+		return b.hold(ctx, n, wait) // unlocks b.mu
 	}
+	defer b.mu.Unlock()
 	a := b.answers[0]
 	b.answers = b.answers[1:]
-	jobs := make([]backend.Job, min(a.n, n))
+	return backend.Polled{Jobs: someJobs(min(a.n, n)), MaxWait: b.maxWait}, a.err
+}
+
+func someJobs(n int) []backend.Job {
+	jobs := make([]backend.Job, n)
 	for i := range jobs {
 		jobs[i].ID = "job"
 	}
-	return jobs, a.err
+	return jobs
 }
 
 func (b *scripted) OrphanedJobs(context.Context) ([]backend.JobRow, error) {
@@ -97,25 +106,35 @@ func (h *harness) flush() {
 
 func start(t *testing.T, capacity int, answers ...answer) *harness {
 	t.Helper()
+	return startWith(t, &scripted{answers: answers},
+		Settings{Capacity: capacity, PollInterval: time.Second, MaxBackoff: 8 * time.Second})
+}
+
+// startWith runs a poller with settings against b, on a fake clock.
+func startWith(t *testing.T, b *scripted, settings Settings) *harness {
+	t.Helper()
 	engine, err := actor.NewEngine(actor.NewEngineConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, engine: engine, clock: kit.NewFakeClock(time.Unix(0, 0)),
-		backend: &scripted{answers: answers}, claimed: make(chan int, 100), flushed: make(chan struct{}, 1)}
+		backend: b, claimed: make(chan int, 100), flushed: make(chan struct{}, 1)}
+	b.clock = h.clock
 	sup := engine.SpawnFunc(func(c *actor.Context) {
 		if m, ok := kit.Message(c).(messages.JobsClaimed); ok {
 			h.claimed <- len(m.Jobs)
 		}
 	}, "sup")
 	deps := Deps{Backend: h.backend, Clock: h.clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Settings:   Settings{Capacity: capacity, PollInterval: time.Second, MaxBackoff: 8 * time.Second},
-		Supervisor: sup}
-	h.poller = engine.Spawn(New(NewState(capacity), deps), "poller", kit.SpawnOpts("poller", "p", flushes(h.flushed))...)
+		Settings: settings, Supervisor: sup}
+	h.poller = engine.Spawn(New(NewState(settings.Capacity), deps), "poller", kit.SpawnOpts("poller", "p", flushes(h.flushed))...)
 	t.Cleanup(func() {
 		<-engine.Poison(h.poller).Done()
 		testenv.Idle(t, kit.Calls) // a poll in flight ends too
 	})
+	// First (cleanups run last first): a held poll is cancelled, not
+	// waited for.
+	t.Cleanup(func() { kit.Send(engine, h.poller, messages.StopPolling{}) })
 	return h
 }
 

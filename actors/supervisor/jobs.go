@@ -3,6 +3,8 @@ package supervisor
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
@@ -35,6 +37,7 @@ func (s *Supervisor) onJobsClaimed(c *actor.Context, m messages.JobsClaimed) {
 // startJob spawns the job's LogActor and JobActor around a new Run.
 func (s *Supervisor) startJob(c *actor.Context, j backend.Job, claimedAt time.Time) {
 	run := job.NewRun(j, claimedAt, jobspec.NewExecutionID(j.ID, s.deps.Clock.Now()), s.newOutput(j.ID))
+	run.MaskOutput(s.deps.Settings.Job.Mask)
 	s.st.runs[j.ID] = run
 	s.obs.JobsActive(len(s.st.runs))
 	s.spawnLog(c, run)
@@ -93,11 +96,15 @@ func (s *Supervisor) freeSlot() {
 // claimed, so nobody else will run them.
 func (s *Supervisor) failUnreadable(m messages.JobsUnreadable) {
 	b, log := s.deps.Backend, s.log
-	for _, id := range m.IDs {
+	for i, id := range m.IDs {
 		s.st.finished[id] = s.deps.Clock.Now()
 		s.obs.JobReceived()
 		s.obs.JobFinished("none", job.OutcomeError, 0)
-		why := "the orchestrator could not read the job: " + m.Reason
+		reason := m.Reason
+		if i < len(m.Reasons) {
+			reason = m.Reasons[i]
+		}
+		why := "the orchestrator could not read the job: " + reason
 		s.deps.Tasks.Or().Go(callTimeout, "fail job", func(ctx context.Context) error {
 			return b.FailJob(ctx, id, why, job.ExitCouldNotRun)
 		}, func(err error) {
@@ -106,6 +113,68 @@ func (s *Supervisor) failUnreadable(m messages.JobsUnreadable) {
 			}
 		})
 	}
+}
+
+// excessReleasers is how many releases of excess jobs are in flight at
+// once: as many as the backend client keeps idle connections (net/http's
+// default), so that none is opened for each release.
+const excessReleasers = 2
+
+// releaseExcess hands back the jobs a poll brought beyond the free slots,
+// excessReleasers at a time in a single background call: a backend that
+// ignores batchSize may send thousands, and must not get them all at once.
+// A job that runs here, or whose completion is owed, came twice: it is not
+// released (another orchestrator would run it again). Whatever the call
+// cannot release in its time stays claimed until an orphan check.
+func (s *Supervisor) releaseExcess(m messages.JobsExcess) {
+	var ids []string
+	seen := map[string]bool{}
+	for _, j := range m.Jobs {
+		if seen[j.ID] || s.st.runs[j.ID] != nil || s.st.pending[j.ID] != nil || s.st.recovering[j.ID] {
+			continue
+		}
+		seen[j.ID] = true
+		ids = append(ids, j.ID)
+	}
+	s.log.Warn("the backend answered more jobs than there were free slots; releasing the excess",
+		"free_slots", m.Kept, "answered", m.Kept+len(m.Jobs), "releasing", len(ids))
+	if len(ids) == 0 {
+		return
+	}
+	for _, id := range ids {
+		s.st.recovering[id] = true // the orphan check must not release them too
+	}
+	why := "orchestrator " + s.deps.Settings.OrchestratorID + " was handed more jobs than it asked for; released to run elsewhere"
+	b, log, engine, self := s.deps.Backend, s.log, s.engine, s.st.self
+	s.deps.Tasks.Or().Go(callTimeout, "release excess jobs", func(ctx context.Context) error {
+		var next, released atomic.Int64
+		var wg sync.WaitGroup
+		for range min(excessReleasers, len(ids)) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := next.Add(1) - 1; i < int64(len(ids)) && ctx.Err() == nil; i = next.Add(1) - 1 {
+					switch err := b.ReleaseJob(ctx, ids[i], why); {
+					case err == nil:
+						released.Add(1)
+					case ctx.Err() == nil:
+						log.Error("could not release job", "job_id", ids[i], "err", err)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("%d of %d excess jobs not released (the orphan check will): %w",
+				int64(len(ids))-released.Load(), len(ids), err)
+		}
+		return nil
+	}, func(err error) {
+		if err != nil {
+			log.Error("could not release every excess job", "err", err)
+		}
+		kit.Send(engine, self, excessReleased{ids: ids})
+	})
 }
 
 func (s *Supervisor) release(jobID, why string) {

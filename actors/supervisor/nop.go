@@ -10,6 +10,7 @@ func (nopObserver) JobRunning(string, time.Duration)                            
 func (nopObserver) JobRetried()                                                 {}
 func (nopObserver) HelperCall(string, string)                                   {}
 func (nopObserver) OutputShipped(int64, int64, int64)                           {}
+func (nopObserver) OutputMasked(int)                                            {}
 func (nopObserver) JobReceived()                                                {}
 func (nopObserver) JobFinished(string, string, time.Duration)                   {}
 func (nopObserver) ActorSpawned(string)                                         {}

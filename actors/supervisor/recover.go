@@ -61,6 +61,9 @@ func (s *Supervisor) recoverJournal(c *actor.Context) {
 			s.failUnrecoverable(e.JobID, e.Executor, err)
 			continue
 		}
+		// From the journaled job, credentials fetched before the restart
+		// included: the same masker the earlier process had.
+		run.MaskOutput(s.deps.Settings.Job.Mask)
 		if e.Stage == journal.Completing {
 			if d, ok := s.deps.Backend.(doubter); ok {
 				d.InDoubt(e.JobID) // it may have landed just before the restart

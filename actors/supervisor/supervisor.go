@@ -146,6 +146,8 @@ type drainState struct {
 type (
 	drainDeadline struct{}
 	respawnPoller struct{}
+	// excessReleased: the release of these excess jobs is over.
+	excessReleased struct{ ids []string }
 )
 
 // Supervisor is one instance of the root actor.
@@ -212,6 +214,12 @@ func (s *Supervisor) Receive(c *actor.Context) {
 		s.onInterrupted(msg)
 	case messages.JobsUnreadable:
 		s.failUnreadable(msg)
+	case messages.JobsExcess:
+		s.releaseExcess(msg)
+	case excessReleased:
+		for _, id := range msg.ids {
+			delete(s.st.recovering, id)
+		}
 	case messages.OrphansFound:
 		s.onOrphans(msg)
 	case messages.CancelJob:

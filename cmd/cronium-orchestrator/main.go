@@ -19,12 +19,14 @@ const usage = `cronium-orchestrator runs Cronium jobs in containers or over SSH.
 Usage:
   cronium-orchestrator run [flags]           the daemon, against CRONIUM_API_URL
   cronium-orchestrator standalone [flags]    an embedded backend plus the daemon, in one process
+  cronium-orchestrator serve [flags]         the embedded backend alone, for run workers here or elsewhere
   cronium-orchestrator submit [flags] FILE|- enqueue a script on the embedded backend
   cronium-orchestrator variables CMD [flags] get, set or list a user's variables on the embedded backend
   cronium-orchestrator validate [flags]      check the configuration, report every problem
   cronium-orchestrator actors [--json]       the actor tree of a running orchestrator (admin API)
   cronium-orchestrator actors kill|crash ID  stop an actor, or make it panic, to test restarts
   cronium-orchestrator cancel JOB_ID         cancel a job the running orchestrator runs
+  cronium-orchestrator health [flags]        exit 0 when the running orchestrator's /healthz answers (HEALTHCHECK)
   cronium-orchestrator version
 
 Run "cronium-orchestrator COMMAND -h" for a command's flags.
@@ -46,11 +48,13 @@ func main() {
 	commands := map[string]func([]string) error{
 		"run":        cmdRun,
 		"standalone": cmdStandalone,
+		"serve":      cmdServe,
 		"submit":     cmdSubmit,
 		"variables":  cmdVariables,
 		"validate":   cmdValidate,
 		"actors":     cmdActors,
 		"cancel":     cmdCancel,
+		"health":     cmdHealth,
 		"version":    cmdVersion,
 	}
 	name, args := os.Args[1], os.Args[2:]

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/cronium/orchestrator/config"
 	"github.com/cronium/orchestrator/daemon"
-	"github.com/cronium/orchestrator/embedded"
 	"github.com/cronium/orchestrator/secret"
 )
 
@@ -34,32 +32,14 @@ func cmdStandalone(args []string) error {
 	if err != nil {
 		return usageError(err)
 	}
-	if err := os.MkdirAll(*data, 0o700); err != nil {
-		return err
-	}
-	store, err := embedded.Open(filepath.Join(*data, "cronium.db"))
+	be, err := serveEmbedded(*listen, *data, randomToken())
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer be.stop()
 
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return usageError(fmt.Errorf("embedded backend: %w", err))
-	}
-	token := randomToken()
-	var public secret.Value
-	if !config.IsLoopback(ln.Addr().String()) {
-		// Reachable from elsewhere: the public API wants the token too.
-		public = token
-	}
-	srv := &http.Server{Handler: embedded.NewServer(store, embedded.ServerOptions{Token: token, PublicToken: public}),
-		ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	defer shutdownServer(srv)
-
-	cfg.API.URL = "http://" + ln.Addr().String()
-	cfg.API.Token = token
+	cfg.API.URL = "http://" + be.addr
+	cfg.API.Token = be.token
 	if cfg.Orchestrator.StateDir == config.Default().Orchestrator.StateDir {
 		cfg.Orchestrator.StateDir = filepath.Join(*data, "state")
 	}
@@ -70,7 +50,7 @@ func cmdStandalone(args []string) error {
 	if err != nil {
 		return usageError(err)
 	}
-	printBanner(cfg, ln.Addr().String(), *data, public.IsSet())
+	printBanner(cfg, be.addr, *data, be.public)
 	ctx, stop := signalContext()
 	defer stop()
 	return d.Run(ctx)

@@ -107,7 +107,31 @@ func (e *Executor) plan(spec executors.Spec) (*plan, error) {
 	for _, f := range helpers.Files {
 		p.files = append(p.files, file{name: f.Name, data: f.Data, mode: int64(f.Mode.Perm())})
 	}
+	e.warnClamped(spec)
 	return p, nil
+}
+
+// warnClamped says when a job asks for more than a maximum it gets cut to
+// (hostConfig): the job runs, with less than it asked for.
+func (e *Executor) warnClamped(spec executors.Spec) {
+	o, r := e.opts, spec.Resources
+	var over []any
+	if r.MemoryBytes > o.MaxMemory {
+		over = append(over, "memory_bytes", r.MemoryBytes, "max_memory_bytes", o.MaxMemory)
+	}
+	if r.CPUs > o.MaxCPUs {
+		over = append(over, "cpus", r.CPUs, "max_cpus", o.MaxCPUs)
+	}
+	if r.Pids > o.MaxPids {
+		over = append(over, "pids", r.Pids, "max_pids", o.MaxPids)
+	}
+	if r.DiskBytes > o.TmpfsSize {
+		over = append(over, "disk_bytes", r.DiskBytes, "max_disk_bytes", o.TmpfsSize)
+	}
+	if len(over) > 0 {
+		e.opts.Logger.Warn("job asks for more resources than allowed; clamped to the maxima",
+			append([]any{"job_id", spec.JobID, "execution_id", spec.ExecutionID}, over...)...)
+	}
 }
 
 func (e *Executor) labels(spec executors.Spec) map[string]string {
@@ -200,8 +224,13 @@ func (e *Executor) envStrings(spec executors.Spec, vars []executors.EnvVar) ([]s
 	out := make([]string, 0, len(vars))
 	total := 0
 	for _, v := range vars {
-		if v.Name == "" || strings.ContainsAny(v.Name, "=\x00") || strings.ContainsRune(v.Value, 0) {
-			return nil, fmt.Errorf("%w: invalid environment variable %q", executors.ErrInvalidSpec, v.Name)
+		switch {
+		case v.Name == "" || strings.ContainsAny(v.Name, "=\x00"):
+			return nil, fmt.Errorf("%w: invalid environment variable name %q (empty, or with '=' or a NUL byte)",
+				executors.ErrInvalidSpec, v.Name)
+		case strings.ContainsRune(v.Value, 0):
+			return nil, fmt.Errorf("%w: environment variable %s contains a NUL byte, which no process environment can hold",
+				executors.ErrInvalidSpec, v.Name)
 		}
 		kv := v.Name + "=" + v.Value
 		if len(kv) > maxEnvString && v.Name == executors.EnvInputData {

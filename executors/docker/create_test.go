@@ -140,6 +140,7 @@ func TestPlanRejects(t *testing.T) {
 		{"relative workdir escaping", executors.Spec{ExecutionID: "x", Script: script("../../etc")}},
 		{"workdir prefix trick", executors.Spec{ExecutionID: "x", Script: script("/workshop")}},
 		{"bad env name", executors.Spec{ExecutionID: "x", Script: script(""), Env: map[string]string{"A=B": "1"}}},
+		{"NUL in env value", executors.Spec{ExecutionID: "x", Script: script(""), Env: map[string]string{"K": "vvvv\x00vvvv"}}},
 		{"env too long", executors.Spec{ExecutionID: "x", Script: script(""), Env: map[string]string{"BIG": strings.Repeat("v", 200<<10)}}},
 	}
 	for _, tt := range tests {

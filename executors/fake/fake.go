@@ -3,6 +3,8 @@
 //
 //	FAKE_LINES=N          print "line 1".."line N" on stdout
 //	FAKE_INTERVAL=10ms    wait between lines
+//	FAKE_STDOUT=text      print text on stdout first (delivered, like all
+//	                      stdout, one byte per write)
 //	FAKE_STDERR=text      print text on stderr first
 //	FAKE_SLEEP=1s         wait after the output, before exiting
 //	FAKE_EXIT=3           exit status (default 0)
@@ -204,6 +206,9 @@ func (e *execution) play(env map[string]string) {
 	code, _ := strconv.Atoi(env["FAKE_EXIT"])
 	if s := env["FAKE_STDERR"]; s != "" {
 		e.update(func() { e.stderr = append(e.stderr, s...) })
+	}
+	if s := env["FAKE_STDOUT"]; s != "" {
+		e.update(func() { e.stdout = append(e.stdout, s...) })
 	}
 	wait := func(d time.Duration) bool {
 		select {
