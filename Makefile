@@ -1,4 +1,5 @@
 # The two commands a newcomer needs: `make run` and `make test`.
+# `make help` lists every target.
 SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
 
@@ -8,42 +9,53 @@ COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 DATA     ?= .cronium/data
 GOTEST   ?= go test -race -count=1 -timeout 20m
+FUZZTIME ?= 60s
 
-.PHONY: build run test test-deps images image-bash lint bench docker-image clean
+.PHONY: help build run test test-deps images image-bash lint bench fuzz chaos image image-from-source bundle clean
 
-# A static binary: the embedded database is pure Go.
-build:
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  make %-18s %s\n", $$1, $$2 }'
+
+build: ## the static binary, bin/cronium-orchestrator (the embedded database is pure Go)
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/cronium-orchestrator
 
-# The standalone orchestrator: embedded backend on 127.0.0.1:8089, metrics
-# on :9464, admin on 127.0.0.1:9465. Builds what is missing first.
-run: build image-bash
+# Embedded backend on 127.0.0.1:8089, metrics on :9464, admin on 127.0.0.1:9465.
+run: build image-bash ## the standalone orchestrator (embedded backend + daemon), building what is missing
 	$(BIN) standalone --data $(DATA)
 
-# Everything the tests need, then the tests (real dockerd, sshd, HTTP).
-test: test-deps images lint
+test: test-deps images lint ## install test dependencies, build the runtime images, run every test
 	CI=$${CI:-} $(GOTEST) ./...
 
-test-deps:
+test-deps: ## the Debian packages the tests need (sshd, promtool, chromium, debootstrap)
 	scripts/install-test-deps.sh
 
-images:
+images: ## the runtime images jobs run in, from Debian packages (no registry)
 	scripts/build-images.sh all
 
-image-bash:
+image-bash: ## the Bash runtime image only
 	scripts/build-images.sh bash
 
-lint:
+lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	go vet ./...
 
-bench: images
+bench: images ## the benchmarks
 	go test -run '^$$' -bench . -benchtime 20x ./...
 
-# The orchestrator's own image (needs a registry for the golang base image;
-# offline, pass GO_IMAGE=<a local image with Go>).
-docker-image:
+fuzz: ## every fuzz target for FUZZTIME (60s) each; FUZZPARALLEL=1 for one worker
+	FUZZTIME=$(FUZZTIME) FUZZPARALLEL=$(FUZZPARALLEL) scripts/fuzz.sh
+
+chaos: images ## CHAOS_JOBS (500) mixed jobs under random faults (CHAOS_SEED), then the invariants; a short run is in make test
+	scripts/chaos.sh
+
+image: ## the orchestrator's image, cronium/orchestrator:VERSION and :latest, without a registry
+	VERSION=$(VERSION) COMMIT=$(COMMIT) scripts/build-image.sh
+
+image-from-source: ## the same image built from source in a Go image (needs a registry; GO_IMAGE=...)
 	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) $(if $(GO_IMAGE),--build-arg GO_IMAGE=$(GO_IMAGE)) -t cronium/orchestrator:$(VERSION) .
 
-clean:
+bundle: image ## the single-container bundle on BACKEND_IMAGE (deploy/bundle)
+	docker build $(if $(BACKEND_IMAGE),--build-arg BACKEND_IMAGE=$(BACKEND_IMAGE)) --build-arg ORCHESTRATOR_IMAGE=cronium/orchestrator:latest -t cronium/bundle:$(VERSION) deploy/bundle
+
+clean: ## remove the binary and make run's data
 	rm -rf bin .cronium

@@ -75,10 +75,19 @@ type Dir struct{ path string }
 
 const suffix = ".json"
 
-// Open creates the directory if needed.
+// tmpPattern names a write in progress (see writeFile).
+const tmpPattern = ".tmp-*"
+
+// Open creates the directory if needed. Temporary files of writes that a
+// killed process left unfinished are removed: their entries were never
+// replaced, so nothing in them counts.
 func Open(path string) (*Dir, error) {
 	if err := os.MkdirAll(path, 0o700); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
+	}
+	stale, _ := filepath.Glob(filepath.Join(path, tmpPattern))
+	for _, f := range stale {
+		_ = os.Remove(f)
 	}
 	return &Dir{path: path}, nil
 }
@@ -208,7 +217,7 @@ func read(path, jobID string) (Entry, error) {
 // it fsyncs the file and the directory too, so that this holds after a
 // crash of the machine, not only of the process.
 func writeFile(dir, path string, data []byte, durable bool) error {
-	tmp, err := os.CreateTemp(dir, ".tmp-*")
+	tmp, err := os.CreateTemp(dir, tmpPattern)
 	if err != nil {
 		return err
 	}

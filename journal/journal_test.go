@@ -145,3 +145,30 @@ func TestKeptOutput(t *testing.T) {
 		t.Fatalf("left after remove: %v", files)
 	}
 }
+
+// A write cut short by kill -9 leaves its temporary file: the next Open
+// removes it, and the entries stay as they were.
+func TestOpenRemovesUnfinishedWrites(t *testing.T) {
+	path := t.TempDir()
+	d, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Save(entry("job-1", Claimed)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(path, ".tmp-12345"), []byte(`{"jobId":"job-1","st`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := os.ReadDir(path)
+	if len(files) != 1 || strings.HasPrefix(files[0].Name(), ".tmp") {
+		t.Fatalf("files after Open: %v", files)
+	}
+	if entries, bad, err := d.Load(); err != nil || len(entries) != 1 || len(bad) != 0 {
+		t.Fatalf("Load = %v, %v, %v", entries, bad, err)
+	}
+}

@@ -115,8 +115,9 @@ type Observer interface {
 // Executor runs executions in Docker containers. It implements
 // executors.Executor; Run may be called from several goroutines.
 type Executor struct {
-	opts Options
-	api  apiClient
+	opts  Options
+	api   apiClient
+	turns turns // one Run per execution at a time
 }
 
 var _ executors.Executor = (*Executor)(nil)

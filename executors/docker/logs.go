@@ -41,6 +41,20 @@ func (x *execution) adopt(ctx context.Context) (*session, error) {
 		return nil, nil
 	case "removing":
 		return nil, fmt.Errorf("%w: container %s is being removed", executors.ErrNotResumable, shortID(x.id))
+	case "exited", "dead":
+		never, err := x.scriptNeverArrived(ctx, info)
+		if err != nil {
+			return nil, fmt.Errorf("read the exited container's output: %w", err)
+		}
+		if never {
+			x.log.Info("removing a container whose script never arrived (its upload was cut); starting the job afresh",
+				"container_id", shortID(x.id))
+			if err := x.e.remove(ctx, x.id); err != nil {
+				return nil, err
+			}
+			x.id, x.freshStart = "", true
+			return nil, nil
+		}
 	}
 	x.started = true // see Observer
 	x.log.Info("resuming container", "container_id", shortID(x.id), "state", info.State.Status,

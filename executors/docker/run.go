@@ -20,7 +20,10 @@ type execution struct {
 
 	id      string // the container's id, once known
 	started bool   // id was reported started (see Observer)
-	timings executors.Timings
+	// freshStart: adopt removed a container the script never reached, so
+	// the job starts afresh even though an earlier Run started one.
+	freshStart bool
+	timings    executors.Timings
 }
 
 // session is a started container Run follows until it exits.
@@ -45,6 +48,14 @@ func (x *execution) run(ctx context.Context) (executors.Result, error) {
 	x.timings.SetupStarted = time.Now()
 	x.log.Debug("run", "spec", x.spec)
 	var res executors.Result
+	release, err := x.e.turns.take(ctx, x.spec.ExecutionID)
+	if err != nil {
+		if err = x.setupFailed(ctx, err); errors.Is(err, errCancelledEarly) {
+			return executors.Result{Cancelled: true, Reason: cancelReason(context.Cause(ctx), "before the script started")}, nil
+		}
+		return res, fmt.Errorf("docker executor: waiting for the earlier run of this execution: %w", err)
+	}
+	defer release()
 	s, err := x.setup(ctx)
 	switch {
 	case err == nil:
@@ -77,7 +88,7 @@ func (x *execution) setup(ctx context.Context) (*session, error) {
 			if s != nil || err != nil {
 				return s, x.setupFailed(ctx, err)
 			}
-			if x.spec.Resume.Started {
+			if x.spec.Resume.Started && !x.freshStart {
 				return nil, fmt.Errorf("%w: its container %s is gone: it was removed while no orchestrator "+
 					"followed it, so how the script ended is unknown", executors.ErrNotResumable, x.plan.name)
 			}

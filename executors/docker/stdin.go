@@ -23,11 +23,19 @@ import (
 // it at its timeout, but a container left running by an orchestrator that
 // never comes back would otherwise run forever. It needs timeout(1)
 // (coreutils or busybox); an image without it runs unguarded.
+// The bootstrap's last words when the script did not arrive whole: the
+// Run that started the container ended during the upload (a kill -9 of the
+// orchestrator). Nothing of the job ran then; see scriptNeverArrived.
+const (
+	unpackFailed     = "cronium: could not unpack the job's script"
+	unpackFailedCode = "125"
+)
+
 const bootstrap = `set -e
 mkdir -p ` + filesDir + `
 if ! tar -x -f - -C ` + filesDir + `; then
-	echo "cronium: could not unpack the job's script" >&2
-	exit 125
+	echo "` + unpackFailed + `" >&2
+	exit ` + unpackFailedCode + `
 fi
 mkdir -p "$1"
 cd "$1"

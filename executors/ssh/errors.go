@@ -26,6 +26,10 @@ var (
 	ErrHostKeyUnknown   = errors.New("ssh: host key unknown")
 	ErrHostKeyChanged   = errors.New("ssh: host key changed")
 	ErrBreakerOpen      = errors.New("ssh: circuit breaker open")
+	// errClosedInAuth is an ErrAuthRejected that may be transient: the
+	// server closed the connection during authentication, which it does
+	// when it refuses, but also when its process for the connection dies.
+	errClosedInAuth = fmt.Errorf("%w: connection closed", ErrAuthRejected)
 	// ErrConnLost means the connection dropped while a job was running on
 	// it. It comes wrapped in executors.Retryable: the job may live on.
 	ErrConnLost = errors.New("ssh: connection lost")
@@ -113,7 +117,7 @@ func classifyHandshake(addr string, err error, hostKeyDone bool) error {
 	case hostKeyDone && strings.Contains(err.Error(), "unable to authenticate"):
 		return errorf(ErrAuthRejected, "ssh: %s: authentication rejected (%s)", addr, attemptedMethods(err))
 	case hostKeyDone && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)):
-		return errorf(ErrAuthRejected, "ssh: %s: server closed the connection during authentication", addr)
+		return errorf(errClosedInAuth, "ssh: %s: server closed the connection during authentication", addr)
 	case errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET):
 		return errorf(ErrUnreachable, "ssh: %s: server closed the connection before the handshake completed", addr)
 	}
@@ -143,6 +147,14 @@ func isTimeout(err error) bool {
 // is failing. Only these count against the circuit breaker.
 func serverDown(err error) bool {
 	return errors.Is(err, ErrUnreachable) || errors.Is(err, ErrHandshakeTimeout) || errors.Is(err, ErrDNS)
+}
+
+// worthReconnecting tells whether a resumed run should try its server
+// again: when it is down, and when it closed the connection during
+// authentication, which the same credentials passed before (a server
+// whose connection processes were killed, or one at its MaxStartups).
+func worthReconnecting(err error) bool {
+	return serverDown(err) || errors.Is(err, errClosedInAuth)
 }
 
 // errClass is the Observer's name for a connect failure.

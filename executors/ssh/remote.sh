@@ -11,11 +11,17 @@
 #                        by setup when the client has an orchestrator id; the
 #                        execution is the one the job knows (reconcile.go)
 #   launched/            mkdir'ed by whoever may launch: exactly one winner
+#   launch_at            when setup launched the wrapper (epoch s)
 #   wpid pgid start      the wrapper's pid, the job's process group and its
 #                        start time (epoch s)
 #   out err              the job's stdout and stderr
 #   stop.lock stopped    first stop reason wins; "exit" when none
 #   status               the job's exit status, written last, atomically
+#
+# Beside the spools, $base/.cronium-<job>.<execution>.fence/ (hidden, so that
+# no spool pattern matches it) holds one entry
+# per follow of that execution (see fence): a setup that began before a
+# later follow looked for its spool never launches.
 
 # d is the spool when this runs as lib.sh; the client's steps set it.
 d=${0%/lib.sh}
@@ -56,6 +62,29 @@ attach() {
 		d=$c
 	done
 	[ -n "$d" ]
+}
+
+# fence_dir is this execution's fence, when $tag names one execution.
+fence_dir() { printf '%s' "$base/.cronium-$tag.fence"; }
+
+# fences counts the follows that fenced this execution so far.
+fences() {
+	set -- "$(fence_dir)"/*
+	[ -e "$1" ] && printf '%s' $# || printf 0
+}
+
+# fence records a follow before it looks for the spool. A setup whose
+# session outlived its client (a frozen server, a client killed mid-upload)
+# may still be about to create a spool and launch it: it sees the new entry
+# and gives up, or it made its spool before the entry, and then attach
+# finds it (launched: followed, not launched: claimed). So one launch at
+# most, whatever the order.
+fence() {
+	f=$(fence_dir)
+	mkdir "$f" 2>/dev/null
+	[ -d "$f" ] && [ ! -L "$f" ] && [ -O "$f" ] || return 0
+	k=$(($(fences) + 1))
+	until mkdir "$f/$k" 2>/dev/null; do k=$((k + 1)); done
 }
 
 pgid() {
@@ -104,6 +133,7 @@ setup() {
 	d=
 	um=$(umask)
 	umask 077
+	g0=$(fences)
 	[ -d "$base" ] || fail "spool directory $base does not exist on the server"
 	IFS= read -r envb64 || fail "upload failed"
 	IFS= read -r helpersb64 || fail "upload failed"
@@ -117,6 +147,8 @@ setup() {
 	[ "$n" -eq "$nscript" ] || fail "upload truncated ($n of $nscript bytes)"
 	: >"$d/out"
 	: >"$d/err"
+	[ "$(fences)" = "$g0" ] || fail "setup superseded by a resumed run"
+	date +%s >"$d/launch_at"
 	mkdir "$d/launched" 2>/dev/null || fail "spool was claimed by a resumed run"
 	setsid /bin/sh "$d/lib.sh" wrap "$um" </dev/null >/dev/null 2>&1 &
 	printf 'S %s\n' "$d"
@@ -203,15 +235,30 @@ elapsed() {
 }
 
 # wrapper_gone tells whether the wrapper has died; not while it has yet to
-# write its pid. /proc tells the wrapper from a process that reused its pid.
+# write its pid, unless it never started. /proc tells the wrapper from a
+# process that reused its pid.
 wrapper_gone() {
 	w=$(cat "$d/wpid" 2>/dev/null)
-	case $w in '' | *[!0-9]*) return 1 ;; esac
+	case $w in '' | *[!0-9]*)
+		never_started
+		return
+		;;
+	esac
 	if [ -d /proc/$$ ]; then
 		! grep -qF "$d/lib.sh" "/proc/$w/cmdline" 2>/dev/null
 	else
 		! kill -s 0 "$w" 2>/dev/null
 	fi
+}
+
+# never_started tells a wrapper that never ran from one yet to write its
+# pid: setup killed (its session cut) between claiming the launch and
+# starting the wrapper leaves a launched spool nothing will finish. A minute
+# after the launch, a wrapper with no pid was never started.
+never_started() {
+	la=$(cat "$d/launch_at" 2>/dev/null)
+	case $la in '' | *[!0-9]*) return 1 ;; esac
+	[ $(($(date +%s) - la)) -gt 60 ]
 }
 
 # lost_wrapper notices a wrapper that died without recording a status (the
@@ -232,7 +279,7 @@ control() {
 		case $cmd in
 		stop) stop_job "$arg" ;;
 		done)
-			rm -rf -- "$d"
+			rm -rf -- "$d" "$(fence_dir)"
 			exit 0
 			;;
 		esac
@@ -244,6 +291,8 @@ control() {
 #   A dir elapsed | O n + n bytes | E n + n bytes | H | X status how
 # then waits for "done" to remove the spool.
 follow() {
+	umask 077
+	fence
 	attach || {
 		printf 'N\n'
 		exit 0
@@ -330,6 +379,9 @@ abandon() {
 		fi
 		rm -rf -- "$d"
 	done
+	for f in $base/.cronium-$tag.fence; do
+		[ -d "$f" ] && [ ! -L "$f" ] && [ -O "$f" ] && rm -rf -- "$f"
+	done
 	printf 'D\n'
 }
 
@@ -365,7 +417,7 @@ sweep() {
 		ours || continue
 		[ -f "$d/status" ] || lost_wrapper
 		[ -f "$d/status" ] || continue
-		rm -rf -- "$d" && printf 'R %s\n' "$sp"
+		rm -rf -- "$d" "$base/.${sp%.*}.fence" && printf 'R %s\n' "$sp"
 	done
 	printf 'D\n'
 }

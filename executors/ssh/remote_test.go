@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"regexp"
 	"strconv"
@@ -228,6 +229,126 @@ func TestInsecureIgnoreWarns(t *testing.T) {
 		warn := "level=WARN msg=\"SSH HOST KEY NOT VERIFIED: host_key_policy is insecure-ignore; connections can be intercepted\" server=" + s.Addr
 		if n := strings.Count(logs.String(), warn); n != i {
 			t.Fatalf("after %d connections, %d connection warnings:\n%s", i, n, logs.String())
+		}
+	}
+}
+
+// A setup whose session outlived its client (the orchestrator was killed
+// mid-upload, or the server froze) and a resumed run that looked for the
+// spool before that setup made it: the late setup must not launch, or the
+// resumed run's own setup would run the script a second time.
+func TestLateSetupNeverLaunchesAfterAResumedFollow(t *testing.T) {
+	t.Parallel()
+	s := sharedSSHD(t)
+	e := newExecutor(t, testOptions(t, s))
+	marker := "/tmp/late-setup-" + randomHex(6)
+	script := "echo ran > " + marker
+	spec := bashSpec(t, script, keyServer(s))
+	tag := spoolTag(spec.JobID, spec.ExecutionID)
+	t.Cleanup(func() { e.Abandon(context.Background(), spec) })
+	session := func() *xssh.Session {
+		l, err := e.pool.acquire(t.Context(), keyServer(s), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(l.release)
+		sess, err := l.newSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.endSession(sess) })
+		return sess
+	}
+
+	late := session()
+	upload, feed := io.Pipe()
+	late.Stdin = upload
+	var lateOut bytes.Buffer
+	late.Stdout = &lateOut
+	vars := append(spoolVars(e.opts, tag), jobVars(executors.Bash, "", "script.sh", 0)...)
+	vars = append(vars, [2]string{"nscript", strconv.Itoa(len(script))})
+	cmd, sync := remoteCommand(vars, "setup")
+	if err := late.Start(cmd); err != nil {
+		t.Fatal(err)
+	}
+	// The setup waits for its upload: blocked in read, with no child (each
+	// step before the read forks one).
+	testenv.Eventually(t, testenv.Patience, "the setup to wait for its upload", func() bool {
+		out, _ := s.Exec(`for p in $(pgrep -f '^/bin/sh -c echo ` + sync + `'); do
+	[ -z "$(pgrep -P $p)" ] && grep -q '^State:[[:space:]]*S' /proc/$p/status && echo blocked
+done; true`)
+		return strings.Contains(out, "blocked")
+	})
+
+	follow := session()
+	fvars := append(spoolVars(e.opts, tag), [2]string{"o", "0"}, [2]string{"e", "0"})
+	fcmd, fsync := remoteCommand(fvars, "follow")
+	fout, _ := follow.Output(fcmd)
+	if f, err := newFrameReader(bytes.NewReader(fout), fsync).next(); err != nil || f.kind != 'N' {
+		t.Fatalf("the resumed follow found something: %q %v (%v)", f.kind, f.args, err)
+	}
+
+	io.WriteString(feed, "ZXhwb3J0IEE9MQo=\n\n"+script)
+	feed.Close()
+	late.Wait() // exits 3
+	f, err := newFrameReader(bytes.NewReader(lateOut.Bytes()), sync).next()
+	if err != nil || f.kind != 'F' || !strings.Contains(f.args[0], "superseded") {
+		t.Fatalf("the late setup answered %q %v (%v); output %q", f.kind, f.args, err, lateOut.String())
+	}
+	if out := remote(t, s, "cat "+marker+" 2>/dev/null; true"); strings.TrimSpace(out) != "" {
+		t.Fatalf("the late setup ran the script: %q", out)
+	}
+	if out := remote(t, s, "ls -d /tmp/cronium-"+tag+".?????? 2>/dev/null; true"); strings.TrimSpace(out) != "" {
+		t.Fatalf("the late setup left its spool: %s", out)
+	}
+}
+
+// A setup cut between claiming the launch and starting the wrapper leaves a
+// launched spool with no wrapper: a minute after the launch, follow ends it
+// as lost instead of waiting for a status nothing will write.
+func TestLaunchedSpoolWithoutWrapperEndsLost(t *testing.T) {
+	t.Parallel()
+	s := sharedSSHD(t)
+	e := newExecutor(t, testOptions(t, s))
+	spec := bashSpec(t, "echo never", keyServer(s))
+	tag := spoolTag(spec.JobID, spec.ExecutionID)
+	t.Cleanup(func() { e.Abandon(context.Background(), spec) })
+	remote(t, s, `set -e
+d=/tmp/cronium-`+tag+`.AbCdEf
+mkdir -p "$d/launched"
+: >"$d/out"; : >"$d/err"
+echo $(( $(date +%s) - 120 )) >"$d/launch_at"
+chown -R `+s.User+` "$d"; chmod 700 "$d"`)
+
+	l, err := e.pool.acquire(t.Context(), keyServer(s), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.release()
+	sess, err := l.newSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.endSession(sess)
+	vars := append(spoolVars(e.opts, tag), [2]string{"o", "0"}, [2]string{"e", "0"})
+	cmd, sync := remoteCommand(vars, "follow")
+	stdin, _ := sess.StdinPipe()
+	defer stdin.Close()
+	stdout, _ := sess.StdoutPipe()
+	if err := sess.Start(cmd); err != nil {
+		t.Fatal(err)
+	}
+	fr := newFrameReader(stdout, sync)
+	for {
+		f, err := fr.next()
+		if err != nil {
+			t.Fatalf("no end frame: %v", err)
+		}
+		if f.kind == 'X' {
+			if strings.Join(f.args, " ") != "255 lost" {
+				t.Fatalf("end frame %v, want 255 lost", f.args)
+			}
+			return
 		}
 	}
 }

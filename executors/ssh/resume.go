@@ -27,10 +27,11 @@ func (e *Executor) connect(ctx context.Context, srv executors.Server, resuming b
 	}
 	log := e.opts.Logger.With("server", srv.Label())
 	return backoff.Retry(ctx, func() (*lease, error) {
-		// The breaker is bypassed: only a server that is down is worth
-		// another attempt.
+		// The breaker is bypassed: only a server that is down, or that
+		// closed the connection during authentication, is worth another
+		// attempt.
 		l, err := e.pool.acquire(ctx, srv, true)
-		if err != nil && !serverDown(err) {
+		if err != nil && !worthReconnecting(err) {
 			return nil, backoff.Permanent(err)
 		}
 		return l, err

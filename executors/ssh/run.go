@@ -81,6 +81,10 @@ func (e *Executor) runTarget(ctx context.Context, spec executors.Spec, t *target
 			return res, err
 		}
 		if _, ran := e.launched.Load(t.executionID); ran || t.resume.Started || t.stdout > 0 || t.stderr > 0 {
+			// Nothing of it is left to follow but the fence the follow set.
+			if err := e.abandonOver(ctx, l, t.srv, r.tag); err != nil {
+				r.log.Warn("ssh: could not remove what is left of an execution that cannot be resumed", "err", err)
+			}
 			return res, fmt.Errorf("%w: execution %s ran on %s but its spool is gone (server rebooted, or the spool "+
 				"was removed); it is not started again", executors.ErrNotResumable, t.executionID, t.srv.Label())
 		}
@@ -125,9 +129,10 @@ func (r *remoteRun) connectFailed(ctx context.Context, err error) (executors.Res
 	if !r.t.resume.Resuming {
 		return r.res, err
 	}
-	// A resumed run bypasses the breaker: only a server that is down is
-	// worth another attempt.
-	if serverDown(err) && ctx.Err() == nil {
+	// A resumed run bypasses the breaker: only a server that is down, or
+	// that closed the connection during authentication, is worth another
+	// attempt (the restart budget bounds them).
+	if worthReconnecting(err) && ctx.Err() == nil {
 		return r.res, executors.Retryable(fmt.Errorf("ssh: reconnect to %s for execution %s: %w", r.t.srv.Label(), r.t.executionID, err))
 	}
 	return r.res, fmt.Errorf("ssh: cannot reach execution %s on %s again; it may still be running there: %w",

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -48,6 +49,13 @@ type SSHD struct {
 	HostKey                               ssh.PublicKey
 
 	container string
+	frozen    *frozenPIDs // shared by copies of the SSHD
+}
+
+// frozenPIDs are the pids StopConnections stopped.
+type frozenPIDs struct {
+	mu   sync.Mutex
+	pids []string
 }
 
 // StartSSHD starts a server on port (0 picks a free one) and removes it
@@ -76,7 +84,8 @@ func NewSSHD(port int) (*SSHD, error) {
 	if out, err := docker("image", "inspect", "--format", "{{.Id}}", SSHDImage); err != nil {
 		return nil, fmt.Errorf("%w: image %s (scripts/build-images.sh debian): %v %s", ErrUnavailable, SSHDImage, err, out)
 	}
-	s := &SSHD{Host: "127.0.0.1", User: SSHDUser, Password: "pw-" + randHex(8), Passphrase: "pp-" + randHex(8)}
+	s := &SSHD{Host: "127.0.0.1", User: SSHDUser, Password: "pw-" + randHex(8), Passphrase: "pp-" + randHex(8),
+		frozen: &frozenPIDs{}}
 	id, err := docker("run", "-d", "--rm", "--init", "--network", "host", "--label", "cronium-test=sshd",
 		SSHDImage, "sleep", "infinity")
 	if err != nil {
@@ -274,18 +283,49 @@ func (s *SSHD) KillSSHD() error {
 
 // StopConnections freezes (SIGSTOP) the sshd processes serving
 // connections; the listener keeps accepting. ContinueConnections undoes it.
-func (s *SSHD) StopConnections() error     { return s.signalSSHD("STOP", true) }
-func (s *SSHD) ContinueConnections() error { return s.signalSSHD("CONT", true) }
+//
+// A process found as sshd may exec the user's shell before the STOP lands
+// (a session being opened): Continue signals the processes Stop stopped,
+// whatever they are called by then, so that none stays stopped.
+func (s *SSHD) StopConnections() error {
+	out, err := s.signalSSHDOut("STOP", true)
+	s.frozen.mu.Lock()
+	s.frozen.pids = strings.Fields(out)
+	s.frozen.mu.Unlock()
+	return err
+}
+
+func (s *SSHD) ContinueConnections() error {
+	s.frozen.mu.Lock()
+	stopped := s.frozen.pids
+	s.frozen.pids = nil
+	s.frozen.mu.Unlock()
+	if len(stopped) > 0 {
+		_, _ = docker(append([]string{"exec", s.container, "kill", "-s", "CONT"}, stopped...)...)
+	}
+	return s.signalSSHD("CONT", true)
+}
+
+// KillConnections kills (SIGKILL) the sshd processes serving connections,
+// as a network cut would end them; the listener keeps accepting.
+func (s *SSHD) KillConnections() error { return s.signalSSHD("KILL", true) }
 
 // signalSSHD sends sig to sshd's processes. After KILL it waits until
 // each has exited: gone, or a zombie (whose sockets are closed already).
 func (s *SSHD) signalSSHD(sig string, connectionsOnly bool) error {
+	_, err := s.signalSSHDOut(sig, connectionsOnly)
+	return err
+}
+
+// signalSSHDOut is signalSSHD; it returns the pids signalled.
+func (s *SSHD) signalSSHDOut(sig string, connectionsOnly bool) (string, error) {
 	script := `l=$(pgrep -f '^sshd: .*\[listener\]' || true)
 sent=
 for p in $(pgrep -x sshd); do
 	[ "$p" = "$l" ] && [ "$1" = yes ] && continue
 	kill -s "$0" "$p" 2>/dev/null && sent="$sent $p"
 done
+echo $sent
 [ "$0" = KILL ] || exit 0
 for p in $sent; do
 	while st=$(ps -o stat= -p "$p"); do
@@ -299,9 +339,9 @@ done`
 	}
 	out, err := docker("exec", s.container, "sh", "-c", script, sig, only)
 	if err != nil {
-		return fmt.Errorf("signal sshd %s: %v: %s", sig, err, out)
+		return "", fmt.Errorf("signal sshd %s: %v: %s", sig, err, out)
 	}
-	return nil
+	return out, nil
 }
 
 // Exec runs a shell script as root in the server's container and returns
