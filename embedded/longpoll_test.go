@@ -167,15 +167,23 @@ func TestHeldPollsShareAJobOnce(t *testing.T) {
 		e.poll(ctx, "o3", 25*time.Second)}
 	e.held(3)
 	e.submit(bashJob("true"))
-	e.held(2) // one answered, two still held
-	claimed := 0
-	cancel()
+	// One poll answers with the job; only then are the other two known to
+	// stay held (a count of held requests alone can be caught while a
+	// woken poll is still looking).
+	all := make(chan pollResult, len(chs))
 	for _, ch := range chs {
-		r := <-ch
-		claimed += len(r.p.Jobs)
+		go func() { all <- <-ch }()
 	}
-	if claimed != 1 {
-		t.Fatalf("%d claims of one job", claimed)
+	first := e.result(all)
+	if len(first.p.Jobs) != 1 {
+		t.Fatalf("the first answer claimed %d jobs, want 1", len(first.p.Jobs))
+	}
+	e.held(2)
+	cancel()
+	for range len(chs) - 1 {
+		if r := <-all; len(r.p.Jobs) != 0 {
+			t.Fatalf("another poll claimed %d jobs of one", len(r.p.Jobs))
+		}
 	}
 }
 
