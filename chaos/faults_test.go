@@ -50,9 +50,9 @@ type driver struct {
 	killed    map[string]bool // jobs whose container was killed: not expected to complete
 }
 
-// shortRunSkips are left out of the short run in `make test`: with them,
-// `make chaos` still finds rare violations (see the README), and a CI run
-// must not fail on a known finding by chance.
+// shortRunSkips are left out of the short run in `make test`, with the SSH
+// jobs: with them `make chaos` still finds rare leftovers on the server
+// (see the README), and a CI run must not fail on a known finding by chance.
 var shortRunSkips = map[fault]bool{sshKill: true, sshFreeze: true}
 
 func (d *driver) draw() fault {
