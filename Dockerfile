@@ -30,7 +30,8 @@ RUN mkdir -p /rootfs/usr/local/bin /rootfs/etc/ssl/certs /state \
 FROM scratch
 ARG VERSION=dev
 ARG COMMIT=unknown
-ARG SOURCE=https://github.com/cronium/orchestrator
+# The repository it was built from: the build passes it (git remote get-url).
+ARG SOURCE=
 LABEL org.opencontainers.image.title="cronium-orchestrator" \
       org.opencontainers.image.description="Runs Cronium jobs in containers or over SSH" \
       org.opencontainers.image.version="${VERSION}" \

@@ -52,7 +52,7 @@ image: ## the orchestrator's image, cronium/orchestrator:VERSION and :latest, wi
 	VERSION=$(VERSION) COMMIT=$(COMMIT) scripts/build-image.sh
 
 image-from-source: ## the same image built from source in a Go image (needs a registry; GO_IMAGE=...)
-	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) $(if $(GO_IMAGE),--build-arg GO_IMAGE=$(GO_IMAGE)) -t cronium/orchestrator:$(VERSION) .
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) --build-arg SOURCE="$$(git remote get-url origin 2>/dev/null)" $(if $(GO_IMAGE),--build-arg GO_IMAGE=$(GO_IMAGE)) -t cronium/orchestrator:$(VERSION) .
 
 bundle: image ## the single-container bundle on BACKEND_IMAGE (deploy/bundle)
 	docker build $(if $(BACKEND_IMAGE),--build-arg BACKEND_IMAGE=$(BACKEND_IMAGE)) --build-arg ORCHESTRATOR_IMAGE=cronium/orchestrator:latest -t cronium/bundle:$(VERSION) deploy/bundle

@@ -14,6 +14,9 @@ import (
 // script as `make image`.
 const testImage = "cronium/orchestrator:deploy-test"
 
+// testSource is the image's source label as the test builds it.
+const testSource = "deploy-test-source"
+
 var (
 	buildOnce sync.Once
 	buildErr  error
@@ -24,7 +27,7 @@ func orchestratorImage(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		cmd := exec.Command("../scripts/build-image.sh")
-		cmd.Env = append(os.Environ(), "IMAGE="+testImage, "VERSION=v9.9.9-test", "COMMIT=c0ffee1")
+		cmd.Env = append(os.Environ(), "IMAGE="+testImage, "VERSION=v9.9.9-test", "COMMIT=c0ffee1", "SOURCE="+testSource)
 		out, err := cmd.CombinedOutput()
 		buildErr, buildOut = err, string(out)
 	})

@@ -33,7 +33,7 @@ func TestImage(t *testing.T) {
 		t.Errorf("user %q, want 65532:65532", cfg.User)
 	}
 	for k, v := range map[string]string{"org.opencontainers.image.version": "v9.9.9-test",
-		"org.opencontainers.image.revision": "c0ffee1", "org.opencontainers.image.source": "https://github.com/cronium/orchestrator"} {
+		"org.opencontainers.image.revision": "c0ffee1", "org.opencontainers.image.source": testSource} {
 		if cfg.Labels[k] != v {
 			t.Errorf("label %s = %q, want %q", k, cfg.Labels[k], v)
 		}

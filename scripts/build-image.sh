@@ -12,6 +12,8 @@ export PATH="$PATH:/usr/local/go/bin"
 
 VERSION=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
 COMMIT=${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
+# The source label names where this checkout came from, as git knows it.
+SOURCE=${SOURCE:-$(git remote get-url origin 2>/dev/null || true)}
 LATEST=
 if [ -z "${IMAGE:-}" ]; then
 	IMAGE=cronium/orchestrator:$VERSION
@@ -40,7 +42,7 @@ cp "$CA" "$root/etc/ssl/certs/ca-certificates.crt"
 echo 'cronium:x:65532:65532::/nonexistent:/sbin/nologin' >"$root/etc/passwd"
 echo 'cronium:x:65532:' >"$root/etc/group"
 cp deploy/image/Dockerfile "$ctx/Dockerfile"
-docker build -q --build-arg VERSION="$VERSION" --build-arg COMMIT="$COMMIT" -t "$IMAGE" "$ctx" >/dev/null
+docker build -q --build-arg VERSION="$VERSION" --build-arg COMMIT="$COMMIT" --build-arg SOURCE="$SOURCE" -t "$IMAGE" "$ctx" >/dev/null
 if [ -n "$LATEST" ]; then
 	docker tag "$IMAGE" "$LATEST"
 fi
