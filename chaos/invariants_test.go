@@ -51,7 +51,8 @@ func checkJobs(t *testing.T, store *embedded.Store, jobs []*plannedJob, killed m
 			}
 			if j.variable[0] != "" {
 				if got, err := store.Variable(t.Context(), embedded.DefaultUserID, j.variable[0]); err != nil || got.Value != j.variable[1] {
-					v.add(j.tag, "variable %s = %q (%v), want %q", j.variable[0], got.Value, err, j.variable[1])
+					v.add(j.tag, "variable %s = %q (%v), want %q; the job's stderr: %q", j.variable[0], got.Value, err, j.variable[1],
+						firstLine(jv.Output.Stderr, 400))
 				}
 			}
 		case "failed", "cancelled":

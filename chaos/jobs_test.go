@@ -80,7 +80,11 @@ func planJobs(n int, rng *mrand.Rand, ssh *testenv.SSHD) []*plannedJob {
 		case helpers:
 			j.variable = [2]string{"chaos_" + tag, "value-" + tag}
 			j.scriptOut = fmt.Sprintf(`{"tag":%q}`, tag)
-			s := fmt.Sprintf("cronium_setVariable %s %s\ncronium_output '%s'\necho \"%s set\"\n",
+			// A helper call that fails (the backend failing or stalling past
+			// the call's budget, the relay cut by a restart) fails the job, as
+			// a careful script would: the script is told, and the invariant is
+			// that a completed job's calls all took effect.
+			s := fmt.Sprintf("cronium_setVariable %s %s || exit 7\ncronium_output '%s' || exit 8\necho \"%s set\"\n",
 				j.variable[0], j.variable[1], j.scriptOut, tag)
 			j.req, j.stdout = embedded.SubmitRequest{Script: bash(s)}, tag+" set\n"
 		case secrets:

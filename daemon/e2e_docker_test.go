@@ -189,14 +189,18 @@ func TestDockerCrashedJobActorReattaches(t *testing.T) {
 	}
 }
 
+// assertNoContainer waits for the job's containers to be gone: the job's
+// actor removes an exited container after it sent the completion (see
+// Spec.KeepFinished), so the backend can show the job ended a moment before.
 func assertNoContainer(t *testing.T, cli *client.Client, jobID string) {
 	t.Helper()
-	list, err := cli.ContainerList(t.Context(), container.ListOptions{All: true,
-		Filters: filters.NewArgs(filters.Arg("label", docker.LabelJob+"="+jobID))})
-	if err != nil {
-		t.Fatal(err)
+	gone := func() bool {
+		list, err := cli.ContainerList(t.Context(), container.ListOptions{All: true,
+			Filters: filters.NewArgs(filters.Arg("label", docker.LabelJob+"="+jobID))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(list) == 0
 	}
-	if len(list) != 0 {
-		t.Fatalf("job %s left %d container(s) behind", jobID, len(list))
-	}
+	testenv.Eventually(t, dockerPatience, fmt.Sprintf("job %s's containers removed", jobID), gone)
 }

@@ -74,6 +74,13 @@ type Spec struct {
 	// Resume is set when an earlier Run of this execution may have started it.
 	Resume Resume
 
+	// KeepFinished asks Run to leave an execution that ran to its end in
+	// place (an exited container), for the caller to Abandon once it has
+	// kept the result: a process killed between the two then resumes the
+	// execution and reads its result again, instead of finding it gone.
+	// Executors whose finished executions leave nothing ignore it.
+	KeepFinished bool
+
 	// Helpers serves the script's runtime helper calls; nil: the job has
 	// none (cronium.* calls fail saying so).
 	Helpers Helpers

@@ -31,6 +31,9 @@ func (x *execution) adopt(ctx context.Context) (*session, error) {
 		return nil, err
 	}
 	x.id = info.ID
+	if info, err = x.settleUpload(ctx, info); err != nil {
+		return nil, err
+	}
 	switch info.State.Status {
 	case "created":
 		x.log.Info("removing a container an earlier run created but never started", "container_id", shortID(x.id))

@@ -26,9 +26,14 @@ import (
 // The bootstrap's last words when the script did not arrive whole: the
 // Run that started the container ended during the upload (a kill -9 of the
 // orchestrator). Nothing of the job ran then; see scriptNeverArrived.
+//
+// Before it runs the script, the bootstrap marks its arrival: a Run that
+// adopts a running container tells by it whether the script is running or
+// the bootstrap is still reading a cut upload (see settleUpload).
 const (
 	unpackFailed     = "cronium: could not unpack the job's script"
 	unpackFailedCode = "125"
+	arrivedMarker    = filesDir + "/.arrived"
 )
 
 const bootstrap = `set -e
@@ -37,6 +42,7 @@ if ! tar -x -f - -C ` + filesDir + `; then
 	echo "` + unpackFailed + `" >&2
 	exit ` + unpackFailedCode + `
 fi
+: >` + arrivedMarker + `
 mkdir -p "$1"
 cd "$1"
 limit=$2
