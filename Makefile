@@ -39,8 +39,8 @@ lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	go vet ./...
 
-bench: images ## the benchmarks
-	go test -run '^$$' -bench . -benchtime 20x ./...
+bench: images ## issue 10's benchmarks against baselines of the same run (under 10 min on 2 cores): a table, one PASS|MISS line per target, BENCHMARKS.md
+	scripts/bench.sh
 
 fuzz: ## every fuzz target for FUZZTIME (60s) each; FUZZPARALLEL=1 for one worker
 	FUZZTIME=$(FUZZTIME) FUZZPARALLEL=$(FUZZPARALLEL) scripts/fuzz.sh

@@ -50,7 +50,7 @@ func (c Config) Validate() error {
 	v.positive("api.request_timeout", c.API.RequestTimeout)
 	v.check("api.retry_max_elapsed", c.API.RetryMaxElapsed >= 0, "must not be negative")
 
-	v.check("jobs.max_concurrent", c.Jobs.MaxConcurrent >= 1 && c.Jobs.MaxConcurrent <= 1000, "want 1 to 1000")
+	v.check("jobs.max_concurrent", c.Jobs.MaxConcurrent >= 1 && c.Jobs.MaxConcurrent <= 10000, "want 1 to 10000")
 	v.positive("jobs.poll_interval", c.Jobs.PollInterval)
 	v.check("jobs.poll_max_backoff", c.Jobs.PollMaxBackoff >= c.Jobs.PollInterval, "must be at least jobs.poll_interval")
 	v.positive("jobs.cancel_check_interval", c.Jobs.CancelCheckInterval)
@@ -66,6 +66,10 @@ func (c Config) Validate() error {
 	v.check("logs.batch_lines", c.Logs.BatchLines >= 1, "want at least 1")
 	v.check("logs.batch_bytes", c.Logs.BatchBytes >= 1, "want at least 1 byte")
 	v.positive("logs.batch_interval", c.Logs.BatchInterval)
+	if u := c.Logs.LiveURL; u != "" && checkOrigin(u) != nil {
+		v.add("logs.live_url", fmt.Errorf("want the bare http(s) origin such as http://localhost:5002 "+
+			"(lines are posted to /broadcast/log-line), got %q", u))
+	}
 
 	v.check("supervisor.max_restarts", c.Supervisor.MaxRestarts >= 0, "must not be negative")
 	v.positive("supervisor.restart_window", c.Supervisor.RestartWindow)

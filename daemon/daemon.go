@@ -27,6 +27,7 @@ import (
 	"github.com/cronium/orchestrator/executors"
 	"github.com/cronium/orchestrator/jobspec"
 	"github.com/cronium/orchestrator/journal"
+	"github.com/cronium/orchestrator/livelines"
 	"github.com/cronium/orchestrator/mask"
 	"github.com/cronium/orchestrator/messages"
 	"github.com/cronium/orchestrator/metrics"
@@ -75,6 +76,9 @@ type Daemon struct {
 	stopReconciler func()     // set by Start; stops the dangling-resource sweeps
 	stopWatch      func()     // set by Start; stops the backend's reachability watch
 	tasks          *kit.Tasks // backend calls and executor runs the actors started; set by Start
+
+	live     *livelines.Sender // nil: logs.live_url is off
+	stopLive func()            // set by Start; stops the live-lines sender and waits for it
 }
 
 // New builds the daemon. It reads the state directory (for the stable
@@ -141,8 +145,14 @@ func New(cfg config.Config, opts Options) (*Daemon, error) {
 	if clock == nil {
 		clock = kit.RealClock{}
 	}
+	var live *livelines.Sender
+	if cfg.Logs.LiveURL != "" {
+		if live, err = livelines.New(livelines.Options{URL: cfg.Logs.LiveURL, Observer: m, Logger: log}); err != nil {
+			return nil, err
+		}
+	}
 	return &Daemon{cfg: cfg, id: id, log: log, client: client, executors: execs, clock: clock, adminWait: opts.AdminTimeout,
-		journal: jobs, recovery: rec, registry: reg, metrics: m, version: opts.Version}, nil
+		journal: jobs, recovery: rec, registry: reg, metrics: m, version: opts.Version, live: live}, nil
 }
 
 // Run starts the orchestrator and blocks until ctx is cancelled; then it
@@ -174,6 +184,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 	}
 	d.engine = engine
 	d.tasks = kit.NewTasks()
+	d.stopLive = d.startLiveLines()
 	d.supervisor = supervisor.Spawn(engine, d.supervisorDeps())
 	d.serve(lns)
 	d.stopReconciler = d.startReconciler(ctx)
@@ -227,6 +238,9 @@ func (d *Daemon) Shutdown() error {
 	}
 	cancelTasks()
 	d.tasks.Close()
+	if d.stopLive != nil {
+		d.stopLive() // after the jobs: their last lines still go out
+	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, s := range d.servers {
@@ -250,6 +264,7 @@ func (d *Daemon) supervisorDeps() supervisor.Deps {
 		Recovery:  d.recovery,
 		Tasks:     d.tasks,
 		Helpers:   d.client,
+		LiveLines: d.liveLines(),
 		Settings: supervisor.Settings{
 			OrchestratorID:   d.id,
 			DetachOnShutdown: c.Jobs.OnShutdown == config.ShutdownDetach,
@@ -280,3 +295,35 @@ func (d *Daemon) Logger() *slog.Logger { return d.log }
 // Engine and Supervisor expose the actor system (admin API, tests).
 func (d *Daemon) Engine() *actor.Engine  { return d.engine }
 func (d *Daemon) Supervisor() *actor.PID { return d.supervisor }
+
+// startLiveLines runs the live-lines sender, when there is one, until the
+// returned stop is called; stop waits for it (at most its one-second
+// drain of the lines still queued).
+func (d *Daemon) startLiveLines() (stop func()) {
+	if d.live == nil {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.live.Run(ctx)
+	}()
+	d.log.Info("sending output lines live", "url", d.live.Endpoint())
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// liveLines is the supervisor's sink of live lines; nil when off.
+func (d *Daemon) liveLines() supervisor.LiveLines {
+	if d.live == nil {
+		return nil
+	}
+	return d.live
+}
+
+// LiveLines is the live-lines sender (tests read its counters); nil when
+// logs.live_url is off.
+func (d *Daemon) LiveLines() *livelines.Sender { return d.live }

@@ -39,6 +39,7 @@ type pickupBackend struct {
 	hideLongPoll bool
 
 	mu      sync.Mutex
+	arrived []time.Time // every request, any route
 	polls   []queueRequest
 	claims  map[string]claim // by job id
 	claimed chan string      // job ids, as their claim's answer leaves
@@ -72,6 +73,9 @@ func newPickupBackend(tb testing.TB, hideLongPoll bool) *pickupBackend {
 }
 
 func (b *pickupBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b.mu.Lock()
+	b.arrived = append(b.arrived, time.Now())
+	b.mu.Unlock()
 	if r.URL.Path != backend.RouteQueue {
 		b.api.ServeHTTP(w, r)
 		return
@@ -225,6 +229,8 @@ func TestIntervalPollingWithoutTheLongPollHeader(t *testing.T) {
 // claim. Percentiles need samples: run with a count, e.g.
 //
 //	go test -run '^$' -bench Pickup -benchtime 40x ./daemon/
+//
+// "idle" counts the requests of an idle daemon instead (benchIdleTraffic).
 func BenchmarkPickup(b *testing.B) {
 	for _, mode := range []struct {
 		name     string
@@ -256,6 +262,32 @@ func BenchmarkPickup(b *testing.B) {
 			b.ReportMetric(ms(percentile(lat, 95)), "p95-ms")
 		})
 	}
+	b.Run("idle", benchIdleTraffic)
+}
+
+// idleWindow is how long BenchmarkPickup/idle watches an idle daemon: one
+// jobs.orphan_check_interval (1m by default), whose check is idle traffic
+// too.
+const idleWindow = time.Minute
+
+// benchIdleTraffic counts the requests an idle daemon (default
+// configuration, fake executor, no job) sends the embedded backend over
+// idleWindow, once its first poll is held, whatever b.N: req/20s.
+func benchIdleTraffic(b *testing.B) {
+	be := newPickupBackend(b, false)
+	benchStack(b, be)
+	testenv.Eventually(b, testenv.Patience, "the first held poll", func() bool { return be.held() >= 0 })
+	start := time.Now()
+	time.Sleep(idleWindow)
+	be.mu.Lock()
+	n := 0
+	for _, at := range be.arrived {
+		if !at.Before(start) && at.Before(start.Add(idleWindow)) {
+			n++
+		}
+	}
+	be.mu.Unlock()
+	b.ReportMetric(float64(n)*float64(20*time.Second)/float64(idleWindow), "req/20s")
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -233,6 +233,7 @@ func (s *Server) handleExecutionCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
+	s.live.restart(body.JobID) // a new execution's output starts afresh
 	err := s.store.createExecution(r.Context(), id, body.JobID, string(body.ServerID), body.ServerName,
 		r.Header.Get("X-Orchestrator-ID"), s.now())
 	if err != nil {

@@ -106,6 +106,11 @@ func (h *hold) end() {
 // whether to look again; false: answer now (the wait passed, the client
 // went away, or held requests were released).
 func (h *hold) sleep(changed <-chan struct{}, due time.Duration) bool {
+	return h.sleepEither(changed, nil, due)
+}
+
+// sleepEither is sleep woken by either of two kinds of change.
+func (h *hold) sleepEither(changed, also <-chan struct{}, due time.Duration) bool {
 	var dueC <-chan time.Time
 	if due > 0 {
 		if h.due == nil {
@@ -117,6 +122,8 @@ func (h *hold) sleep(changed <-chan struct{}, due time.Duration) bool {
 	}
 	select {
 	case <-changed:
+		return true
+	case <-also:
 		return true
 	case <-dueC:
 		return true
@@ -178,14 +185,14 @@ func (s *Store) earliestQueued(ctx context.Context) (ms int64, ok bool, err erro
 // answers at once.
 func (s *Server) outputWaiting(ctx context.Context, id string, after int64, wait time.Duration) (OutputView, error) {
 	if !s.holds(wait) || after < 0 {
-		return s.store.Output(ctx, id)
+		return s.output(ctx, id)
 	}
 	h := s.hold(ctx, wait)
 	defer h.end()
 	for {
-		changed := s.store.changes.next()
-		o, err := s.store.Output(ctx, id)
-		if err != nil || o.Version != after || o.Final || !h.sleep(changed, 0) {
+		changed, lines := s.store.changes.next(), s.live.changes.next()
+		o, err := s.output(ctx, id)
+		if err != nil || o.Version != after || o.Final || !h.sleepEither(changed, lines, 0) {
 			return o, err
 		}
 	}

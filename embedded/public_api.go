@@ -53,6 +53,7 @@ func (s *Server) handleJob(w http.ResponseWriter, r *http.Request) {
 		writeFailure(w, err, msgJobNotFound)
 		return
 	}
+	v.Output = s.live.view(v.ID, v.Output)
 	writeJSON(w, http.StatusOK, v)
 }
 

@@ -24,8 +24,10 @@ type ServerOptions struct {
 	Now         func() time.Time // nil: time.Now
 }
 
-// Server serves the internal API under /api/internal/ and the public one
-// under /api/jobs and /api/variables. It implements http.Handler and starts nothing.
+// Server serves the internal API under /api/internal/, the public one
+// under /api/jobs and /api/variables, and live lines at
+// /broadcast/log-line (see livelines.go). It implements http.Handler and
+// starts nothing.
 type Server struct {
 	store *Store
 	opts  ServerOptions
@@ -34,6 +36,8 @@ type Server struct {
 	released    chan struct{} // closed by ReleaseHeld
 	releaseOnce sync.Once
 	holding     atomic.Int64 // requests being held now
+
+	live liveStore // lines of running jobs (POST /broadcast/log-line)
 }
 
 // NewServer returns a Server for store.
@@ -44,6 +48,9 @@ func NewServer(store *Store, opts ServerOptions) *Server {
 	s := &Server{store: store, opts: opts, mux: http.NewServeMux(), released: make(chan struct{})}
 	s.routeInternal()
 	s.routePublic()
+	// Unauthenticated, as Cronium's Socket.IO server: lines are only
+	// shown, for jobs that run now.
+	s.mux.HandleFunc("POST /broadcast/log-line", s.handleLiveLine)
 	return s
 }
 

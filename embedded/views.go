@@ -38,6 +38,7 @@ type ResultView struct {
 	ScriptOutput json.RawMessage `json:"scriptOutput,omitempty"`
 	Condition    *bool           `json:"condition,omitempty"`
 	Metrics      json.RawMessage `json:"metrics,omitempty"` // as the orchestrator reported them
+	Cost         *CostView       `json:"cost,omitempty"`    // read from Metrics; nil when none was measured
 }
 
 // UI statuses.
@@ -161,7 +162,8 @@ func (j jobRecord) view() JobView {
 		StartedAt: timeNull(j.StartedAt), CompletedAt: timeNull(j.CompletedAt), UpdatedAt: fromMillis(j.UpdatedAt),
 		OrchestratorID: j.OrchestratorID.String, UserID: meta.UserID,
 		Result: ResultView{Status: uiStatus(j.Status, res.ExitCode), ExitCode: res.ExitCode,
-			Error: j.LastError.String, ScriptOutput: res.ScriptOutput, Condition: res.Condition, Metrics: res.Metrics},
+			Error: j.LastError.String, ScriptOutput: res.ScriptOutput, Condition: res.Condition, Metrics: res.Metrics,
+			Cost: costOf(res.Metrics)},
 		Executions:      []ExecutionView{},
 		TerminalUpdates: j.TerminalUpdates,
 	}

@@ -27,6 +27,10 @@ type Result struct {
 
 	Timings Timings
 
+	// Cost is what the execution consumed, as far as it was measured; for
+	// a multi-server job, all servers together (see SumCosts).
+	Cost Cost
+
 	// Servers holds one entry per server for multi-server SSH jobs, in
 	// the order of Spec.Servers.
 	Servers []ServerResult

@@ -33,6 +33,7 @@ type jobMetrics struct {
 	batches  prometheus.Counter
 	dropped  prometheus.Counter
 	masked   prometheus.Counter
+	cost     costMetrics
 }
 
 func newJobMetrics() jobMetrics {
@@ -55,6 +56,7 @@ func newJobMetrics() jobMetrics {
 			"Bytes of job output left out of what was shipped by the output cap (jobs.output_max_bytes)."),
 		masked: counter("job_output_masked_total",
 			"Secrets replaced by [MASKED] in job output shipped to the backend (jobs.mask_secrets)."),
+		cost: newCostMetrics(),
 	}
 	for _, e := range Executors {
 		j.pickup.WithLabelValues(e)
@@ -66,8 +68,8 @@ func newJobMetrics() jobMetrics {
 }
 
 func (j jobMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{j.received, j.finished, j.duration, j.pickup, j.retried, j.active, j.lines,
-		j.bytes, j.batches, j.dropped, j.masked}
+	return append([]prometheus.Collector{j.received, j.finished, j.duration, j.pickup, j.retried, j.active, j.lines,
+		j.bytes, j.batches, j.dropped, j.masked}, j.cost.collectors()...)
 }
 
 // JobReceived implements supervisor.Observer.

@@ -27,6 +27,8 @@ type Metrics struct {
 	ssh      *sshMetrics
 	dangling danglingMetrics
 	helpers  helperMetrics
+
+	liveLines liveLineMetrics
 }
 
 // New creates the metrics and registers them on reg. It panics if reg
@@ -40,10 +42,12 @@ func New(reg prometheus.Registerer) *Metrics {
 		ssh:      newSSHMetrics(),
 		dangling: newDanglingMetrics(),
 		helpers:  newHelperMetrics(),
+
+		liveLines: newLiveLineMetrics(),
 	}
 	for _, cs := range [][]prometheus.Collector{m.actors.collectors(), m.jobs.collectors(),
 		m.backend.collectors(), m.docker.collectors(), m.ssh.collectors(), m.dangling.collectors(),
-		m.helpers.collectors()} {
+		m.helpers.collectors(), m.liveLines.collectors()} {
 		reg.MustRegister(cs...)
 	}
 	return m

@@ -50,6 +50,8 @@ type Log struct {
 	nudged atomic.Bool
 
 	masker atomic.Pointer[mask.Masker]
+
+	tee lineTee // live lines (SetLineSink)
 }
 
 // New returns a Log that keeps up to maxBytes per stream for Snapshot and
@@ -71,6 +73,7 @@ func (l *Log) Reset() {
 		l.streams[i] = newBuffer(int64(b.headCap + b.tailCap))
 	}
 	l.recent = recentLines{max: l.recent.max}
+	l.tee.reset()
 }
 
 // SetMasker sets the masker of what leaves the log (Snapshot, Recent,
@@ -104,6 +107,7 @@ func (l *Log) append(s Stream, p []byte) {
 	l.seq++
 	l.recent.write(s, p)
 	l.mu.Unlock()
+	l.tee.write(s, p, l.masker.Load())
 	if l.notify != nil && l.nudged.CompareAndSwap(false, true) {
 		l.notify()
 	}

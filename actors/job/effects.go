@@ -85,6 +85,7 @@ func (a *Actor) do(e effect, st State, now time.Time) any {
 	case effArmResume:
 		a.after(&a.resumeTimer, e.After, advance{})
 	case effBuildCompletion:
+		a.observeCost(st)
 		c := a.completion(st, now)
 		r.mu.Lock()
 		r.completion = &c
@@ -187,6 +188,7 @@ func (a *Actor) startAttempt(e effStartAttempt, st State) {
 	}
 	spec.Resume = executors.Resume{Resuming: e.Resume, StdoutBytes: stats.StdoutBytes,
 		StderrBytes: stats.StderrBytes, Started: st.Launched}
+	spec.KeepFinished = true // released once the completion is sent (see release)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	if e.Cancel != nil {
 		cancel(cancelCause(e.Cancel))
@@ -259,7 +261,7 @@ func (a *Actor) completion(st State, now time.Time) backend.Completion {
 	if !st.StartedAt.IsZero() {
 		ms = now.Sub(st.StartedAt).Milliseconds()
 	}
-	metrics, _ := json.Marshal(map[string]any{
+	m := map[string]any{
 		"durationMs":         ms,
 		"attempts":           st.Tries,
 		"restarts":           st.Restarts,
@@ -267,7 +269,9 @@ func (a *Actor) completion(st State, now time.Time) backend.Completion {
 		"stderrBytes":        snap.Stats.StderrBytes,
 		"outputOmittedBytes": snap.Stats.DroppedBytes,
 		"orchestratorId":     a.deps.Settings.OrchestratorID,
-	})
+	}
+	addCost(m, st.cost())
+	metrics, _ := json.Marshal(m)
 	scriptOutput, condition := a.report()
 	stderr := output.AppendNote(snap.Stderr, a.run.out.Masker().Text(v.reason)) // the snapshot is masked already
 	return backend.Completion{
@@ -285,6 +289,10 @@ func (a *Actor) completion(st State, now time.Time) backend.Completion {
 // from scratch (not resumed).
 func (a *Actor) newExecution(now time.Time) evNewExecution {
 	r := a.run
+	if release := a.releaser(r.execID); release != nil {
+		a.tasks.Go(releaseTimeout, "release the failed try's execution",
+			func(ctx context.Context) error { release(ctx); return nil }, func(error) {})
+	}
 	execID := jobspec.NewExecutionID(r.job.ID, now)
 	plan, err := jobspec.Build(r.job, execID, a.deps.Settings.DefaultTimeout)
 	if err != nil {
@@ -307,13 +315,53 @@ func (a *Actor) complete(seq int) {
 	c := *r.completion
 	r.mu.Unlock()
 	j, log := a.deps.Journal, a.log
+	release := a.releaser(r.execID)
 	a.step(seq, stepComplete, func(ctx context.Context) (func(*Run), error) {
 		if err := a.deps.Reporter.CompleteJob(ctx, r.job.ID, c); err != nil {
 			return nil, err
 		}
+		if release != nil {
+			release(ctx)
+		}
 		forget(j, r.job.ID, log)
 		return nil, nil
 	})
+}
+
+// releaseTimeout bounds the removal of a failed try's execution; the
+// executor bounds each of its calls itself.
+const releaseTimeout = time.Minute
+
+// releaser returns what removes the execution execID left for its result
+// to be read again (Spec.KeepFinished); nil when nothing is left. It is
+// called once the result is kept for good: after /complete, before the
+// journal forgets the job, or when a retry starts a new execution. A
+// failure leaves a container for the orphan sweep, never a job unreported.
+func (a *Actor) releaser(execID string) func(ctx context.Context) {
+	r := a.run
+	r.mu.Lock()
+	plan, job, outcome := r.plan, r.job, r.st.Outcome
+	r.mu.Unlock()
+	if outcome != nil && outcome.Err != nil {
+		return nil // it did not run to its end: the executor, or the give-up, removed what it left
+	}
+	if plan == nil { // restored with its completion owed: the plan was not rebuilt
+		p, err := jobspec.Build(job, execID, a.deps.Settings.DefaultTimeout)
+		if err != nil {
+			return nil
+		}
+		plan = &p
+	}
+	exec, log := a.deps.Executors[plan.Kind], a.log
+	if exec == nil || plan.Kind != jobspec.KindContainer {
+		return nil // SSH and HTTP executions keep nothing once finished
+	}
+	spec := executors.Spec{JobID: job.ID, ExecutionID: execID}
+	return func(ctx context.Context) {
+		if err := exec.Abandon(ctx, spec); err != nil {
+			log.Warn("could not remove the finished execution", "execution_id", execID, "err", err)
+		}
+	}
 }
 
 // finished tells the supervisor, which stops this actor and its log actor.

@@ -39,6 +39,9 @@ type Inquirer interface {
 type Observer interface {
 	JobRunning(executor string, pickup time.Duration)
 	JobRetried()
+	// JobCost reports what a finished job's execution consumed, once per
+	// job, when anything of it was measured.
+	JobCost(executor string, c executors.Cost)
 }
 
 // Settings tune a JobActor.

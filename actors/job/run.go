@@ -86,6 +86,10 @@ func (r *Run) MaskOutput(p mask.Policy) {
 // JobID is the backend's id of the job.
 func (r *Run) JobID() string { return r.job.ID }
 
+// LogID is the job's metadata.logId (its live view in the UI); empty
+// when it has none.
+func (r *Run) LogID() string { return r.job.Metadata.LogID.String() }
+
 // Output is the job's output log.
 func (r *Run) Output() *output.Log { return r.out }
 

@@ -120,6 +120,9 @@ func (a *Actor) Receive(c *actor.Context) {
 		a.timer = nil
 		a.evaluate()
 	case messages.FinalizeOutput:
+		// The job's output ended: a last line without its newline is
+		// a line too, for the live view.
+		a.st.out.FlushLines()
 		a.st.mu.Lock()
 		m := msg
 		a.st.final = &m

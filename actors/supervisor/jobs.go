@@ -38,11 +38,23 @@ func (s *Supervisor) onJobsClaimed(c *actor.Context, m messages.JobsClaimed) {
 func (s *Supervisor) startJob(c *actor.Context, j backend.Job, claimedAt time.Time) {
 	run := job.NewRun(j, claimedAt, jobspec.NewExecutionID(j.ID, s.deps.Clock.Now()), s.newOutput(j.ID))
 	run.MaskOutput(s.deps.Settings.Job.Mask)
+	s.teeLines(run)
 	s.st.runs[j.ID] = run
 	s.obs.JobsActive(len(s.st.runs))
 	s.spawnLog(c, run)
 	s.spawnJob(c, run)
 	s.log.Info("job claimed", "job_id", j.ID, "type", j.Type)
+}
+
+// teeLines sends the job's output lines live, masked by the job's
+// masker, when live lines are on and the job names its live view.
+func (s *Supervisor) teeLines(run *job.Run) {
+	if s.deps.LiveLines == nil {
+		return
+	}
+	if sink := s.deps.LiveLines.ForJob(run.LogID()); sink != nil {
+		run.Output().SetLineSink(sink)
+	}
 }
 
 func (s *Supervisor) spawnLog(c *actor.Context, run *job.Run) {

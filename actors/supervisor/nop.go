@@ -1,6 +1,10 @@
 package supervisor
 
-import "time"
+import (
+	"time"
+
+	"github.com/cronium/orchestrator/executors"
+)
 
 // nopObserver is used when no metrics are wanted.
 type nopObserver struct{}
@@ -8,6 +12,7 @@ type nopObserver struct{}
 func (nopObserver) MessageHandled(string, string, time.Duration, time.Duration) {}
 func (nopObserver) JobRunning(string, time.Duration)                            {}
 func (nopObserver) JobRetried()                                                 {}
+func (nopObserver) JobCost(string, executors.Cost)                              {}
 func (nopObserver) HelperCall(string, string)                                   {}
 func (nopObserver) OutputShipped(int64, int64, int64)                           {}
 func (nopObserver) OutputMasked(int)                                            {}

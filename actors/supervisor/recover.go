@@ -64,6 +64,9 @@ func (s *Supervisor) recoverJournal(c *actor.Context) {
 		// From the journaled job, credentials fetched before the restart
 		// included: the same masker the earlier process had.
 		run.MaskOutput(s.deps.Settings.Job.Mask)
+		// A line cut by the restart is lost to the live view; the
+		// snapshots still have it.
+		s.teeLines(run)
 		if e.Stage == journal.Completing {
 			if d, ok := s.deps.Backend.(doubter); ok {
 				d.InDoubt(e.JobID) // it may have landed just before the restart

@@ -23,6 +23,7 @@ import (
 	"github.com/cronium/orchestrator/helpers"
 	"github.com/cronium/orchestrator/jobspec"
 	"github.com/cronium/orchestrator/messages"
+	"github.com/cronium/orchestrator/output"
 )
 
 // Actor kinds, as PIDs, metrics and the admin API name them (one list, in
@@ -90,7 +91,16 @@ type Deps struct {
 	Recovery  Recovery        // what the earlier process left
 	Tasks     *kit.Tasks      // owns every backend call of the tree; nil: kit.Shared
 	Helpers   helpers.Backend // behind scripts' runtime helpers; nil: no variables
+	LiveLines LiveLines       // nil: no live lines
 	Settings  Settings
+}
+
+// LiveLines takes jobs' output lines as they are printed, for the UI's
+// live view (package livelines).
+type LiveLines interface {
+	// ForJob is the sink of the job whose metadata.logId is logID; nil
+	// when the job has no live view.
+	ForJob(logID string) output.LineSink
 }
 
 // state is everything that must survive the supervisor's own restarts.

@@ -40,6 +40,7 @@ func cmdServe(args []string) error {
 		fmt.Printf("  api token   kept in %s\n", path)
 	}
 	fmt.Printf("Workers: CRONIUM_API_URL=http://<this host>:<port> CRONIUM_API_TOKEN=<the token> cronium-orchestrator run\n")
+	fmt.Printf("  (and CRONIUM_LIVE_LOGS_URL=<the same URL> for followers to see each line as it is printed)\n")
 	if be.public {
 		fmt.Printf("The backend listens beyond loopback: its public API (submit) requires the token too.\n")
 	}

@@ -40,6 +40,11 @@ func cmdStandalone(args []string) error {
 
 	cfg.API.URL = "http://" + be.addr
 	cfg.API.Token = be.token
+	if cfg.Logs.LiveURL == "" {
+		// The embedded backend takes live lines too: followers see each
+		// line as it is printed, not at the next snapshot.
+		cfg.Logs.LiveURL = cfg.API.URL
+	}
 	if cfg.Orchestrator.StateDir == config.Default().Orchestrator.StateDir {
 		cfg.Orchestrator.StateDir = filepath.Join(*data, "state")
 	}

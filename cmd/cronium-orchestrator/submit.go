@@ -92,6 +92,9 @@ func submit(f submitFlags, req embedded.SubmitRequest) error {
 	}
 	code := embedded.ExitCodeFor(view)
 	printScriptResult(os.Stderr, view.Result)
+	if c := view.Result.Cost; c != nil {
+		fmt.Fprintf(os.Stderr, "cost: %s\n", c)
+	}
 	fmt.Fprintf(os.Stderr, "job %s: %s (exit code %d)\n", id, view.Result.Status, code)
 	if code != 0 {
 		return &exitError{code: code}

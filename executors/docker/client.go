@@ -27,6 +27,7 @@ type apiClient interface {
 	ContainerKill(ctx context.Context, id, signal string) error
 	ContainerRemove(ctx context.Context, id string, opts container.RemoveOptions) error
 	ContainerLogs(ctx context.Context, id string, opts container.LogsOptions) (io.ReadCloser, error)
+	ContainerStats(ctx context.Context, id string, stream bool) (container.StatsResponseReader, error)
 	ContainerList(ctx context.Context, opts container.ListOptions) ([]container.Summary, error)
 	ImagePull(ctx context.Context, ref string, opts image.PullOptions) (io.ReadCloser, error)
 	ImageInspect(ctx context.Context, ref string, opts ...client.ImageInspectOption) (image.InspectResponse, error)
@@ -38,7 +39,9 @@ var _ apiClient = (*client.Client)(nil)
 
 // observedClient reports every call's duration and error to an Observer.
 // ContainerWait and ImagePull pass through: their responses stream, so
-// wait.go and image.go report them when the stream ends.
+// wait.go and image.go report them when the stream ends. ContainerStats
+// passes through unreported: its stream lasts as long as the container
+// (cost.go).
 type observedClient struct {
 	apiClient
 	obs Observer

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
 	"github.com/cronium/orchestrator/executors"
 )
 
@@ -67,6 +69,8 @@ func (x *execution) run(ctx context.Context) (executors.Result, error) {
 	case x.id == "":
 	case keepContainer(err):
 		x.log.Info("leaving the container for a later run", "container_id", shortID(x.id), "reason", err)
+	case err == nil && x.started && x.spec.KeepFinished:
+		x.log.Debug("leaving the exited container until its result is kept", "container_id", shortID(x.id))
 	default:
 		x.cleanup(ctx)
 	}
@@ -80,9 +84,17 @@ func (x *execution) run(ctx context.Context) (executors.Result, error) {
 // setup creates and starts the container, or finds the one an earlier Run
 // started. A create that finds the name taken adopts that container: the
 // contract says an existing execution is resumed, never started twice.
+//
+// The name can be taken by a container that cannot be found yet: a create
+// an earlier process sent just before it died, still in the engine's hands
+// (a busy engine takes seconds). Adopting is tried again, backing off,
+// until that container shows up or the API timeout has passed.
 func (x *execution) setup(ctx context.Context) (*session, error) {
 	adopt := x.spec.Resume.Resuming
-	for range 2 {
+	wait := backoff.NewExponentialBackOff()
+	wait.InitialInterval, wait.MaxInterval = 50*time.Millisecond, time.Second
+	deadline := time.Now().Add(x.e.opts.APITimeout)
+	for {
 		if adopt {
 			s, err := x.adopt(ctx)
 			if s != nil || err != nil {
@@ -94,17 +106,26 @@ func (x *execution) setup(ctx context.Context) (*session, error) {
 			}
 		}
 		err := x.createContainer(ctx)
-		if errors.Is(err, errNameInUse) {
-			adopt = true
-			continue
+		if !errors.Is(err, errNameInUse) {
+			if err != nil {
+				return nil, x.setupFailed(ctx, err)
+			}
+			s, err := x.start(ctx)
+			return s, x.setupFailed(ctx, err)
 		}
-		if err != nil {
-			return nil, x.setupFailed(ctx, err)
+		if adopt && time.Now().After(deadline) {
+			return nil, fmt.Errorf("container %s: the name stayed taken for %v by a container that could not be "+
+				"adopted or removed", x.plan.name, x.e.opts.APITimeout)
 		}
-		s, err := x.start(ctx)
-		return s, x.setupFailed(ctx, err)
+		if adopt { // the name's holder was not found: give its create time
+			select {
+			case <-time.After(wait.NextBackOff()):
+			case <-ctx.Done():
+				return nil, x.setupFailed(ctx, ctx.Err())
+			}
+		}
+		adopt = true
 	}
-	return nil, fmt.Errorf("container %s: name still in use after removing the container", x.plan.name)
 }
 
 // setupFailed classifies a setup error: the caller's cancellation first
@@ -127,10 +148,14 @@ func (x *execution) setupFailed(ctx context.Context, err error) error {
 // cancellation, and reads how it ended.
 func (x *execution) supervise(ctx context.Context, s *session) (executors.Result, error) {
 	defer s.close(x.e.opts.APITimeout)
+	var m *meter // what the job costs; nothing is measured of an exited container
 	if !s.exited {
 		defer x.startRelay(ctx)()
+		m = x.e.startMeter(ctx, x.id)
+		defer m.stop()
 	}
 	stop, err := x.waitExit(ctx, s)
+	cost := m.stop()
 	if err != nil {
 		return executors.Result{}, err
 	}
@@ -151,6 +176,7 @@ func (x *execution) supervise(ctx context.Context, s *session) (executors.Result
 			executors.ErrNotResumable, shortID(x.id))
 	}
 	res := x.result(info, stop, context.Cause(ctx))
+	res.Cost = cost
 	x.log.Info("container exited", "container_id", shortID(x.id), "result", res.Describe(), "exit_code", res.ExitCode)
 	return res, nil
 }

@@ -111,7 +111,7 @@ func (r *remoteRun) stream(fr *frameReader) (frame, error) {
 			_, err = fr.payload(r.stderr, f.n)
 		case 'H':
 		case 'X':
-			if len(f.args) != 2 {
+			if len(f.args) < 2 {
 				return f, fmt.Errorf("%w: bad end frame", ErrRemote)
 			}
 			return f, nil
@@ -136,6 +136,7 @@ func (r *remoteRun) finish(x frame) {
 	t := r.res.Timings
 	r.res = resultFromStatus(code, x.args[1], r.spec.Timeout)
 	r.res.Timings = t
+	r.res.Cost = parseCost(x.args[2:])
 }
 
 // cleanup tells the server the result arrived, so that it removes the

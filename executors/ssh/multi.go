@@ -98,6 +98,7 @@ func (e *Executor) runOneOfMany(ctx context.Context, spec executors.Spec, i int,
 func aggregate(ctx context.Context, mp *multiProgress) executors.Result {
 	var res executors.Result
 	var failed []string
+	var costs []executors.Cost // of the servers that ran their part
 	for _, sp := range mp.servers {
 		r := sp.result
 		res.Servers = append(res.Servers, r)
@@ -107,9 +108,13 @@ func aggregate(ctx context.Context, mp *multiProgress) executors.Result {
 		case !r.Result.Succeeded():
 			failed = append(failed, fmt.Sprintf("%s (%s)", r.ServerName, r.Result.Describe()))
 		}
+		if r.Err == nil {
+			costs = append(costs, r.Result.Cost)
+		}
 		res.TimedOut = res.TimedOut || r.Result.TimedOut
 		mergeTimings(&res.Timings, r.Result.Timings)
 	}
+	res.Cost = executors.SumCosts(costs)
 	res.Exited = true
 	if len(failed) > 0 {
 		res.ExitCode = 1

@@ -16,7 +16,8 @@ import (
 //	F <message>           the remote step failed
 //	O <n> / E <n>         n bytes of the job's stdout / stderr follow
 //	H                     heartbeat while the job is silent
-//	X <status> <how>      the job ended: how is exit, timeout, cancelled
+//	X <status> <how> ...  the job ended: how is exit, timeout, cancelled;
+//	                      then its cost, as key=value words (parseCost)
 //	S <dir>               (setup) the job was launched
 //	C <name> <execution>  (dangling) an ended spool of this orchestrator
 //	R <name>              (sweep) the spool was removed

@@ -38,6 +38,8 @@ func FuzzFrameReader(f *testing.F) {
 		f.Add([]byte(s), true)
 	}
 	f.Add([]byte("O 3\nabcX 0 exit\n"), false)
+	f.Add([]byte("X 0 exit cpu=1.25 rss=52428800\n"), false)
+	f.Add([]byte("X 137 timeout utime=0m1.020000s stime=0m0.010000s\n"), false)
 	f.Add([]byte("D"), false)
 	f.Fuzz(func(t *testing.T, in []byte, withSync bool) {
 		sync := ""
@@ -50,7 +52,7 @@ func FuzzFrameReader(f *testing.F) {
 		x, err := r.stream(newFrameReader(bytes.NewReader(in), sync))
 		checkFrameErr(t, "stream", err)
 		if err == nil {
-			if x.kind != 'X' || len(x.args) != 2 {
+			if x.kind != 'X' || len(x.args) < 2 {
 				t.Fatalf("stream ended on %q %q", x.kind, x.args)
 			}
 			r.finish(x)
@@ -59,6 +61,9 @@ func FuzzFrameReader(f *testing.F) {
 				t.Fatalf("result %+v", res)
 			}
 			_ = res.Describe()
+			if c := res.Cost; c.CPUSeconds < 0 || c.CPUSeconds >= 1e12 || c.PeakMemoryBytes < 0 || (c.Measured() != (c.Source != "")) {
+				t.Fatalf("cost %+v", c)
+			}
 		}
 		if out.Len()+errOut.Len() > len(in) {
 			t.Fatalf("%d bytes of output from %d of input", out.Len()+errOut.Len(), len(in))
