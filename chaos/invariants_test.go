@@ -1,6 +1,7 @@
 package chaos_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -37,7 +38,8 @@ func checkJobs(t *testing.T, store *embedded.Store, jobs []*plannedJob, killed m
 			continue
 		}
 		if jv.TerminalUpdates != 1 {
-			v.add(j.tag, "%d terminal updates, want exactly 1 (status %s)", jv.TerminalUpdates, jv.Status)
+			v.add(j.tag, "%d terminal updates, want exactly 1 (status %s); %s's calls: %s",
+				jv.TerminalUpdates, jv.Status, j.id, eventTrail(t, store, j.id))
 		}
 		switch jv.Status {
 		case "completed":
@@ -70,6 +72,26 @@ func checkJobs(t *testing.T, store *embedded.Store, jobs []*plannedJob, killed m
 		}
 	}
 	return outcomes
+}
+
+// eventTrail is the job's calls as the backend saw them, for a violation
+// that only its order explains.
+func eventTrail(t *testing.T, store *embedded.Store, jobID string) string {
+	events, err := store.Events(t.Context(), jobID)
+	if err != nil {
+		return err.Error()
+	}
+	var b strings.Builder
+	for _, e := range events {
+		fmt.Fprintf(&b, "\n    %s %s", e.At.Format("15:04:05.000"), e.Kind)
+		if e.Terminal {
+			b.WriteString(" (terminal)")
+		}
+		if e.Detail != "" {
+			fmt.Fprintf(&b, ": %s", firstLine(e.Detail, 120))
+		}
+	}
+	return b.String()
 }
 
 func firstLine(s string, max int) string {
