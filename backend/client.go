@@ -81,8 +81,9 @@ type Client struct {
 	maxElapsed time.Duration
 	scriptMax  time.Duration // total budget of a call a script waits on
 	obs        Observer
-	// unsure holds the ids (string → struct{}) of jobs whose last
-	// terminal update or release ended in doubt: see callOnce.
+	// unsure holds the ids (string → time.Time) of jobs whose last
+	// terminal update or release ended in doubt, with when the check may
+	// first be made: see callOnce and InDoubt.
 	unsure sync.Map
 	// newBackOff is replaceable so that tests need not wait for real
 	// back-off intervals.

@@ -244,7 +244,12 @@ func (c *Client) callForScript(ctx context.Context, r *request, out any) error {
 // the check makes that unlikely; a per-attempt timeout far above the
 // backend's latency makes it rarer still.
 func (c *Client) callOnce(ctx context.Context, r *request, jobID string, landed func(JobRow, error) (bool, error)) error {
-	_, ambiguous := c.unsure.Load(jobID)
+	notBefore, ambiguous := c.unsure.Load(jobID)
+	if ambiguous {
+		if err := sleepUntil(ctx, notBefore.(time.Time)); err != nil {
+			return fmt.Errorf("backend: %s %s: waiting for an earlier call to settle: %w", r.method, r.path, err)
+		}
+	}
 	err := c.retry(ctx, r.route, func(ctx context.Context) error {
 		if ambiguous {
 			done, err := landed(c.acknowledge(ctx, jobID, c.attempt))
@@ -262,15 +267,35 @@ func (c *Client) callOnce(ctx context.Context, r *request, jobID string, landed 
 	case err == nil:
 		c.unsure.Delete(jobID)
 	case ambiguous:
-		c.unsure.Store(jobID, struct{}{})
+		c.unsure.LoadOrStore(jobID, time.Time{})
 	}
 	return err
 }
 
 // InDoubt says a terminal update or release for the job may have landed
 // without this Client knowing (it was sent by an earlier process): the next
-// such call for the job first asks whether it did.
-func (c *Client) InDoubt(jobID string) { c.unsure.Store(jobID, struct{}{}) }
+// such call for the job first asks whether it did. An earlier process
+// killed mid-call may have left its request with a slow backend, which
+// applies it once it gets to it, after our check would have said "not
+// yet": the check waits until such a request would have timed out on its
+// own sender.
+func (c *Client) InDoubt(jobID string) { c.unsure.Store(jobID, time.Now().Add(c.timeout)) }
+
+// sleepUntil waits until t (at once when it has passed) or ctx ends.
+func sleepUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
 
 // landedIn returns a landed function for callOnce: the update took effect
 // if the job is in one of statuses, which it cannot reach otherwise.

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"path"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -325,5 +327,50 @@ func TestReleaseIsNotRepeatedAfterItLanded(t *testing.T) {
 	}
 	if releases != 1 {
 		t.Fatalf("%d releases sent, want 1", releases)
+	}
+}
+
+// A completion an earlier process may have sent is checked for only once
+// that process's request would have timed out: a slow backend may still
+// apply it until then, after a check that said "not yet".
+func TestInDoubtChecksAfterAnEarlierRequestWouldHaveTimedOut(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	var mu sync.Mutex
+	var calls []string
+	var ackAt time.Time
+	c, _ := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls = append(calls, path.Base(r.URL.Path))
+		if strings.HasSuffix(r.URL.Path, "/acknowledge") {
+			ackAt = time.Now()
+			writeJSON(w, 200, `{"success":true,"job":{"id":"job_1","status":"running"}}`)
+			return
+		}
+		writeJSON(w, 200, `{"success":true}`)
+	}), func(o *Options) { o.RequestTimeout = timeout })
+
+	doubted := time.Now()
+	c.InDoubt("job_1")
+	if err := c.CompleteJob(t.Context(), "job_1", Completion{Status: StatusCompleted}); err != nil {
+		t.Fatalf("CompleteJob: %v", err)
+	}
+	mu.Lock()
+	got, waited := strings.Join(calls, " "), ackAt.Sub(doubted)
+	mu.Unlock()
+	if got != "acknowledge complete" {
+		t.Fatalf("calls %q, want the check, then the completion", got)
+	}
+	if waited < timeout {
+		t.Errorf("the check came %v after the doubt, before the earlier request's timeout of %v", waited, timeout)
+	}
+
+	// A caller that gives up while the check waits is told why.
+	c.InDoubt("job_2")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Millisecond)
+	defer cancel()
+	if err := c.CompleteJob(ctx, "job_2", Completion{Status: StatusCompleted}); !errors.Is(err, context.DeadlineExceeded) ||
+		!strings.Contains(err.Error(), "earlier call to settle") {
+		t.Errorf("CompleteJob cut while waiting: %v", err)
 	}
 }

@@ -20,8 +20,11 @@ const (
 
 // faultyBackend is the embedded backend behind a door that misbehaves on
 // the internal API as the driver says. Every fault is a refusal or a
-// delay: nothing is done and then denied, so what the backend holds is
-// exactly what the orchestrator was told happened.
+// delay: nothing is done and then denied. A slowed call is applied even
+// when its caller went away meanwhile (net/http notices that only once
+// the body is read, which the delay comes before), as a real backend
+// would: a call of a process killed with it in flight lands after the
+// restarted process started.
 type faultyBackend struct {
 	next  http.Handler
 	stall time.Duration // longer than the orchestrator's request timeout

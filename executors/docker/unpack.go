@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/pkg/stdcopy"
 )
@@ -19,24 +21,36 @@ import (
 // starts the job afresh. Following it instead would report tar's complaint
 // as the job's result.
 //
-// When the arrival cannot be told (the exec failed: a pids limit reached,
-// say) or the container does not exit within the API timeout, the container
-// is followed as it is: a script that might be running is never stopped on
+// When the arrival cannot be told after a few checks (the exec fails: a
+// pids limit reached, say) or the container does not exit within the API
+// timeout, the container is followed as it is: a script that might be running is never stopped on
 // a guess.
 func (x *execution) settleUpload(ctx context.Context, info container.InspectResponse) (container.InspectResponse, error) {
 	if info.State == nil || !info.State.Running {
 		return info, nil
 	}
 	arrived, err := x.scriptArrived(ctx)
-	if err != nil {
-		// Most often the container exited during the check: its bootstrap
-		// gave up as the check began. Its exit then tells.
+	wait := backoff.NewExponentialBackOff()
+	wait.InitialInterval, wait.MaxInterval = 100*time.Millisecond, time.Second
+	for tries := 1; err != nil; tries++ {
+		// Most often the container was exiting during the check (its
+		// bootstrap gave up as the check began, and an exec into a dying
+		// container says nothing): its exit then tells, once the engine
+		// has seen it.
 		again, found, ierr := x.e.inspect(ctx, x.id)
 		if ierr == nil && found && again.State != nil && !again.State.Running {
 			return again, nil
 		}
-		x.log.Warn("could not tell whether the container's script arrived; following it", "error", err)
-		return info, nil
+		if tries == arrivalChecks {
+			x.log.Warn("could not tell whether the container's script arrived; following it", "error", err, "checks", tries)
+			return info, nil
+		}
+		select {
+		case <-time.After(wait.NextBackOff()):
+		case <-ctx.Done():
+			return info, ctx.Err()
+		}
+		arrived, err = x.scriptArrived(ctx)
 	}
 	if arrived {
 		return info, nil
@@ -61,6 +75,10 @@ func (x *execution) settleUpload(ctx context.Context, info container.InspectResp
 	}
 	return again, nil
 }
+
+// arrivalChecks bounds the checks of a container whose answer says
+// nothing (about 3 s of back-off in all).
+const arrivalChecks = 5
 
 // scriptArrived asks a running container whether its bootstrap has marked
 // the script's arrival.
