@@ -186,7 +186,14 @@ func TestHeldPollClaimsASubmittedJob(t *testing.T) {
 	if err := s.stop(); err != nil {
 		t.Fatal(err)
 	}
-	if p := b.requests()[held]; !p.answered || !p.gone {
+	// The backend sees the poll's connection close a moment after stop
+	// returns; gone says the daemon left before the poll was answered.
+	var p queueRequest
+	testenv.Eventually(t, testenv.Patience, "the held poll to see its caller gone", func() bool {
+		p = b.requests()[held]
+		return p.answered
+	})
+	if !p.gone {
 		t.Fatalf("held poll at shutdown: %+v; want it cancelled by the daemon, not waited for", p)
 	}
 }

@@ -75,7 +75,8 @@ type Spec struct {
 	Resume Resume
 
 	// KeepFinished asks Run to leave an execution that ran to its end in
-	// place (an exited container), for the caller to Abandon once it has
+	// place (an exited container, an SSH spool holding the result), for
+	// the caller to Abandon (with the servers, for SSH) once it has
 	// kept the result: a process killed between the two then resumes the
 	// execution and reads its result again, instead of finding it gone.
 	// Executors whose finished executions leave nothing ignore it.

@@ -321,7 +321,9 @@ func (a *Actor) complete(seq int) {
 			return nil, err
 		}
 		if release != nil {
-			release(ctx)
+			rctx, cancel := context.WithTimeout(ctx, releaseTimeout)
+			release(rctx)
+			cancel()
 		}
 		forget(j, r.job.ID, log)
 		return nil, nil
@@ -336,7 +338,8 @@ const releaseTimeout = time.Minute
 // to be read again (Spec.KeepFinished); nil when nothing is left. It is
 // called once the result is kept for good: after /complete, before the
 // journal forgets the job, or when a retry starts a new execution. A
-// failure leaves a container for the orphan sweep, never a job unreported.
+// failure leaves a container or a spool for the executors' sweeps of
+// dangling ones, never a job unreported.
 func (a *Actor) releaser(execID string) func(ctx context.Context) {
 	r := a.run
 	r.mu.Lock()
@@ -353,10 +356,17 @@ func (a *Actor) releaser(execID string) func(ctx context.Context) {
 		plan = &p
 	}
 	exec, log := a.deps.Executors[plan.Kind], a.log
-	if exec == nil || plan.Kind != jobspec.KindContainer {
-		return nil // SSH and HTTP executions keep nothing once finished
+	var spec executors.Spec
+	switch {
+	case exec == nil:
+		return nil
+	case plan.Kind == jobspec.KindContainer:
+		spec = executors.Spec{JobID: job.ID, ExecutionID: execID}
+	case plan.Kind == jobspec.KindSSH:
+		spec = plan.Spec // its servers: the spools are on them
+	default:
+		return nil // HTTP executions keep nothing once finished
 	}
-	spec := executors.Spec{JobID: job.ID, ExecutionID: execID}
 	return func(ctx context.Context) {
 		if err := exec.Abandon(ctx, spec); err != nil {
 			log.Warn("could not remove the finished execution", "execution_id", execID, "err", err)

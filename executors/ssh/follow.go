@@ -21,7 +21,7 @@ const stopSlack = 10 * time.Second
 // follow attaches to the execution's spool and streams it from the
 // delivered offsets until the job ends. found is false when no launched
 // spool exists. After the result is read it tells the server to remove
-// the spool.
+// the spool, unless the spec asks to keep it (KeepFinished).
 func (r *remoteRun) follow(ctx context.Context, l *lease) (res executors.Result, found bool, err error) {
 	sess, err := l.newSession()
 	if err != nil {
@@ -66,6 +66,13 @@ func (r *remoteRun) follow(ctx context.Context, l *lease) (res executors.Result,
 		return r.interrupted(ctx, sess, err)
 	}
 	r.finish(x)
+	if r.spec.KeepFinished {
+		// The spool stays, result and all, for the caller's Abandon once
+		// the result is kept: a process killed before that follows it
+		// again. Closing the session ends the follow step on the server.
+		_ = sess.Close()
+		return r.res, true, nil
+	}
 	r.cleanup(ctl, sess)
 	return r.res, true, nil
 }
