@@ -3,13 +3,23 @@ package ssh
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	xssh "golang.org/x/crypto/ssh"
 
 	"github.com/cronium/orchestrator/executors"
+	"github.com/cronium/orchestrator/helpers"
+	"github.com/cronium/orchestrator/internal/testenv"
 )
 
 // benchRun runs one "true" job per iteration. fresh closes the pool between
@@ -44,6 +54,143 @@ func benchRun(b *testing.B, fresh bool, script string) {
 
 func BenchmarkJobPooledConnection(b *testing.B) { benchRun(b, false, "true") }
 func BenchmarkJobFreshConnection(b *testing.B)  { benchRun(b, true, "true") }
+
+// BenchmarkJobs200Concurrent starts 200 short jobs at once on one server
+// through one executor, as the daemon does with a capacity of 200: each
+// with its runtime helpers, as every script job of the daemon has. The pool
+// must queue them within its connections and sessions, so that sshd
+// refuses none. "refused" counts the jobs that failed because the server
+// refused a session or a connection (any other failure fails the
+// benchmark); "session-retries" the refusals the pool absorbed;
+// "ms/job-wall" is the wall time from the first start to the last end.
+func BenchmarkJobs200Concurrent(b *testing.B) {
+	const jobs = 200
+	s := sharedSSHD(b)
+	opts := testOptions(b, s)
+	var retries atomic.Int64
+	opts.Logger = slog.New(retryCounter{Handler: slog.Default().Handler(), n: &retries})
+	var conns peakConns
+	opts.Observer = &conns
+	e, err := New(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = e.Close() })
+	var refused int
+	var wall time.Duration
+	for i := 0; b.Loop(); i++ {
+		var wg sync.WaitGroup
+		errs := make([]error, jobs)
+		start := time.Now()
+		for n := range jobs {
+			wg.Go(func() {
+				errs[n] = runEcho(e, s, fmt.Sprintf("bench-200-%d-%d-%d", start.UnixNano(), i, n), n)
+			})
+		}
+		wg.Wait()
+		wall += time.Since(start)
+		// Ifs, not a switch: a case that calls a function, in b.Loop's
+		// body, crashes go1.26.8's compiler (escape analysis).
+		for n, err := range errs {
+			if err == nil {
+				continue
+			}
+			if !refusedBySSHD(err) {
+				b.Fatalf("job %d: %v", n, err)
+			}
+			refused++
+			b.Logf("job %d refused: %v", n, err)
+		}
+	}
+	b.ReportMetric(float64(refused), "refused")
+	b.ReportMetric(float64(wall.Milliseconds())/float64(b.N), "ms/job-wall")
+	b.ReportMetric(float64(jobs*b.N)/wall.Seconds(), "jobs/s")
+	b.ReportMetric(float64(conns.peak.Load()), "peak-conns")
+	b.ReportMetric(float64(retries.Load()), "session-retries")
+}
+
+// runEcho runs "echo n" with helpers and checks that it printed exactly that.
+func runEcho(e *Executor, s *testenv.SSHD, id string, n int) error {
+	h, err := helpers.New(helpers.Config{Backend: &testenv.Variables{}, ExecutionID: id}, helpers.Saved{})
+	if err != nil {
+		return err
+	}
+	spec := executors.Spec{ExecutionID: id, Script: &executors.Script{Language: executors.Bash,
+		Content: "echo " + strconv.Itoa(n)}, Servers: []executors.Server{keyServer(s)}, Helpers: h}
+	var stdout, stderr syncBuffer
+	res, err := e.Run(context.Background(), spec, executors.Output{Stdout: &stdout, Stderr: &stderr})
+	want := strconv.Itoa(n) + "\n"
+	switch {
+	case err != nil:
+		return err
+	case !res.Succeeded():
+		return fmt.Errorf("job did not succeed: %+v (stderr %q)", res, stderr.String())
+	case stdout.String() != want:
+		return fmt.Errorf("stdout %q, want %q", stdout.String(), want)
+	}
+	return nil
+}
+
+// refusedBySSHD tells a job the server turned away from one that failed
+// otherwise. A refused session reaches the job as text (the lost
+// connection's error formats its cause), hence the messages.
+func refusedBySSHD(err error) bool {
+	if errors.As(err, new(*xssh.OpenChannelError)) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, errClosedInAuth) || errors.Is(err, ErrBreakerOpen) {
+		return true
+	}
+	for _, s := range []string{"ssh: rejected:", "administratively prohibited", "connection reset",
+		"before the handshake completed"} {
+		if strings.Contains(err.Error(), s) {
+			return true
+		}
+	}
+	return false
+}
+
+// peakConns is an Observer that keeps the most connections open at once.
+type peakConns struct {
+	nopObserver
+	open, peak atomic.Int64
+}
+
+func (p *peakConns) Connections(_ string, delta int) {
+	n := p.open.Add(int64(delta))
+	for {
+		old := p.peak.Load()
+		if n <= old || p.peak.CompareAndSwap(old, n) {
+			return
+		}
+	}
+}
+
+// retryCounter counts the sessions sshd refused and lease.newSession
+// opened again, which only its debug log tells; it passes records from
+// Info up to Handler.
+type retryCounter struct {
+	slog.Handler
+	n *atomic.Int64
+}
+
+func (c retryCounter) Enabled(context.Context, slog.Level) bool { return true }
+
+func (c retryCounter) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "ssh: server refused a session, retrying" {
+		c.n.Add(1)
+	}
+	if r.Level < slog.LevelInfo {
+		return nil
+	}
+	return c.Handler.Handle(ctx, r)
+}
+
+func (c retryCounter) WithAttrs(a []slog.Attr) slog.Handler {
+	return retryCounter{Handler: c.Handler.WithAttrs(a), n: c.n}
+}
+
+func (c retryCounter) WithGroup(g string) slog.Handler {
+	return retryCounter{Handler: c.Handler.WithGroup(g), n: c.n}
+}
 
 // BenchmarkOutput100MB streams 100 MB of output through the spool.
 func BenchmarkOutput100MB(b *testing.B) {

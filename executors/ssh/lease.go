@@ -8,14 +8,15 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// lease is one job slot on a pooled connection.
+// lease is a job's slots on a pooled connection: n sessions open at once.
 type lease struct {
 	p    *pool
 	c    *conn
+	n    int
 	once sync.Once
 }
 
-func (l *lease) release() { l.once.Do(func() { l.p.release(l.c) }) }
+func (l *lease) release() { l.once.Do(func() { l.p.release(l.c, l.n) }) }
 
 // newSession opens a session under the lease. sshd refuses a session
 // beyond MaxSessions with an open-channel failure; that passes as soon as

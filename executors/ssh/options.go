@@ -76,7 +76,8 @@ type Options struct {
 type Observer interface {
 	// Connections reports a connection opened (+1) or closed (-1).
 	Connections(server string, delta int)
-	// Sessions reports a job slot taken (+1) or released (-1).
+	// Sessions reports session slots taken (+n) or released (-n): a job
+	// takes one per session it holds open at once.
 	Sessions(server string, delta int)
 	// ConnectFailed reports a failed connection attempt and its class
 	// (unreachable, dns, handshake_timeout, auth, host_key, breaker_open, ...).

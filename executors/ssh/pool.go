@@ -13,12 +13,12 @@ import (
 	"github.com/cronium/orchestrator/executors"
 )
 
-// pool keeps connections per (address, user, credentials). A job takes one
-// slot (a lease) on a connection for its whole run and opens its sessions
-// one after the other under it, so slots count the job's channels on the
-// server. A new connection is dialed only when every connection is full,
-// up to MaxConnsPerServer per address (whatever the credentials); beyond
-// that jobs wait for a slot.
+// pool keeps connections per (address, user, credentials). A job takes its
+// slots (a lease) on one connection for its whole run: one per session it
+// holds open at once, so that slots count the job's channels on the server
+// and stay under sshd's MaxSessions. A new connection is dialed only when
+// no connection has room, up to MaxConnsPerServer per address (whatever
+// the credentials); beyond that jobs wait for slots.
 type pool struct {
 	opts     Options
 	hk       *hostKeys
@@ -107,12 +107,22 @@ func (e *entry) credentials(opts Options) (*credentials, error) {
 	return c, err
 }
 
-// acquire takes a slot for srv, dialing when every connection is full.
-// Dials go through the server's circuit breaker unless bypassBreaker: a
-// resumed run reconnects to a job that is running out there, and must get
-// through as soon as the server is back, not when the breaker next probes.
+// acquire takes a slot for srv, for work that opens one session at a time.
 func (p *pool) acquire(ctx context.Context, srv executors.Server, bypassBreaker bool) (*lease, error) {
+	return p.acquireN(ctx, srv, bypassBreaker, 1)
+}
+
+// acquireN takes n slots for srv on one connection, dialing when none has
+// room. Dials go through the server's circuit breaker unless
+// bypassBreaker: a resumed run reconnects to a job that is running out
+// there, and must get through as soon as the server is back, not when the
+// breaker next probes.
+func (p *pool) acquireN(ctx context.Context, srv executors.Server, bypassBreaker bool, n int) (*lease, error) {
 	key := poolKey{srv.Address(), srv.Username, credentialID(srv)}
+	// More slots than a connection has would be waited for forever: the
+	// job takes them all, and its extra session uses the room that
+	// MaxSessionsPerConn leaves below sshd's MaxSessions.
+	n = min(n, p.opts.MaxSessionsPerConn)
 	for {
 		p.mu.Lock()
 		if p.closed {
@@ -120,10 +130,10 @@ func (p *pool) acquire(ctx context.Context, srv executors.Server, bypassBreaker 
 			return nil, ErrClosed
 		}
 		e := p.entryFor(key, srv)
-		if c := p.freeConn(e); c != nil {
-			p.take(c)
+		if c := p.freeConn(e, n); c != nil {
+			p.take(c, n)
 			p.mu.Unlock()
-			return &lease{p: p, c: c}, nil
+			return &lease{p: p, c: c, n: n}, nil
 		}
 		evicted := p.evictIdle(e)
 		if e.s.open < p.opts.MaxConnsPerServer {
@@ -134,7 +144,7 @@ func (p *pool) acquire(ctx context.Context, srv executors.Server, bypassBreaker 
 			if evicted != nil {
 				_ = evicted.client.Close()
 			}
-			return p.dialInto(ctx, e, bypassBreaker)
+			return p.dialInto(ctx, e, bypassBreaker, n)
 		}
 		ch := e.s.changed
 		p.mu.Unlock()
@@ -157,12 +167,12 @@ func (p *pool) tryAcquire(srv executors.Server) *lease {
 	if p.closed || e == nil {
 		return nil
 	}
-	c := p.freeConn(e)
+	c := p.freeConn(e, 1)
 	if c == nil {
 		return nil
 	}
-	p.takeBackground(c)
-	return &lease{p: p, c: c}
+	p.takeBackground(c, 1)
+	return &lease{p: p, c: c, n: 1}
 }
 
 // live lists, once per address and user, a server the pool has an open
@@ -218,36 +228,36 @@ func (p *pool) evictIdle(e *entry) *conn {
 	return nil
 }
 
-// freeConn picks the busiest connection that still has room, so that
-// spare connections run idle and get closed.
-func (p *pool) freeConn(e *entry) *conn {
+// freeConn picks the busiest connection that still has room for n slots,
+// so that spare connections run idle and get closed.
+func (p *pool) freeConn(e *entry, n int) *conn {
 	var best *conn
 	for _, c := range e.conns {
-		if c.sessions < p.opts.MaxSessionsPerConn && (best == nil || c.sessions > best.sessions) {
+		if c.sessions+n <= p.opts.MaxSessionsPerConn && (best == nil || c.sessions > best.sessions) {
 			best = c
 		}
 	}
 	return best
 }
 
-func (p *pool) take(c *conn) {
+func (p *pool) take(c *conn, n int) {
 	c.idleSince = time.Time{}
-	p.takeBackground(c)
+	p.takeBackground(c, n)
 }
 
-// takeBackground takes a slot on c that does not count as use of it.
-func (p *pool) takeBackground(c *conn) {
-	c.sessions++
+// takeBackground takes slots on c that do not count as use of it.
+func (p *pool) takeBackground(c *conn, n int) {
+	c.sessions += n
 	if c.idle != nil {
 		c.idle.Stop()
 		c.idle = nil
 	}
-	p.opts.Observer.Sessions(c.e.key.addr, 1)
+	p.opts.Observer.Sessions(c.e.key.addr, n)
 }
 
-// dialInto dials a connection for e and takes a slot on it. acquire
+// dialInto dials a connection for e and takes n slots on it. acquireN
 // counted the dial in p.wg; closing the pool aborts it.
-func (p *pool) dialInto(ctx context.Context, e *entry, bypassBreaker bool) (*lease, error) {
+func (p *pool) dialInto(ctx context.Context, e *entry, bypassBreaker bool, n int) (*lease, error) {
 	defer p.wg.Done()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -289,8 +299,8 @@ func (p *pool) dialInto(ctx context.Context, e *entry, bypassBreaker bool) (*lea
 		return nil, errorf(ErrUnreachable, "ssh: %s: connection closed right after the handshake", addr)
 	}
 	e.conns = append(e.conns, c)
-	p.take(c)
-	return &lease{p: p, c: c}, nil
+	p.take(c, n)
+	return &lease{p: p, c: c, n: n}, nil
 }
 
 // track starts the goroutines that watch a new connection: its keepalive,
@@ -362,11 +372,11 @@ func (p *pool) forget(e *entry) {
 	}
 }
 
-func (p *pool) release(c *conn) {
+func (p *pool) release(c *conn, n int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	c.sessions--
-	p.opts.Observer.Sessions(c.e.key.addr, -1)
+	c.sessions -= n
+	p.opts.Observer.Sessions(c.e.key.addr, -n)
 	if c.gone {
 		return
 	}

@@ -104,6 +104,45 @@ func TestConcurrentJobsShareConnections(t *testing.T) {
 	}
 }
 
+// A job with helpers holds two sessions at once, its follow and its relay:
+// a connection full of such jobs must stay within sshd's MaxSessions (10),
+// or sshd refuses their sessions for as long as the jobs run.
+func TestJobsWithHelpersCountTwoSessions(t *testing.T) {
+	t.Parallel()
+	s := sharedSSHD(t)
+	opts := testOptions(t, s)
+	obs := &poolCounter{}
+	opts.Observer = obs
+	opts.MaxSessionsPerConn = 9
+	opts.MaxConnsPerServer = 1
+	e := newExecutor(t, opts)
+	const jobs = 12
+	var wg sync.WaitGroup
+	errs := make(chan error, jobs)
+	for i := range jobs {
+		wg.Go(func() {
+			spec, _ := withHelpers(t, bashSpec(t, fmt.Sprintf("sleep 1; echo job %d", i), keyServer(s)), &testenv.Variables{})
+			res, c, err := run(t, e, spec)
+			switch {
+			case err != nil:
+				errs <- fmt.Errorf("job %d: %w", i, err)
+			case !res.Succeeded() || c.stdout.String() != fmt.Sprintf("job %d\n", i):
+				errs <- fmt.Errorf("job %d: res=%+v stdout=%q stderr=%q", i, res, c.stdout.String(), c.stderr.String())
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if obs.peakSessions > opts.MaxSessionsPerConn {
+		t.Fatalf("peak %d sessions on one connection, want at most %d", obs.peakSessions, opts.MaxSessionsPerConn)
+	}
+}
+
 func TestPooledConnectionReusedAndIdleClosed(t *testing.T) {
 	t.Parallel()
 	s := sharedSSHD(t)

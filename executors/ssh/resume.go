@@ -9,15 +9,15 @@ import (
 	"github.com/cronium/orchestrator/executors"
 )
 
-// connect takes a pool slot for srv. A fresh run tries once: a server that
+// connect takes n pool slots for srv. A fresh run tries once: a server that
 // is down fails the job fast (and feeds the breaker). A resumed run has a
 // job running out there, so it bypasses the breaker and keeps trying with
 // backoff for about ReconnectBackoffMax (sshd restarting, a reboot) before
 // it returns, and the supervisor's restart budget decides whether to try
 // again.
-func (e *Executor) connect(ctx context.Context, srv executors.Server, resuming bool) (*lease, error) {
+func (e *Executor) connect(ctx context.Context, srv executors.Server, resuming bool, n int) (*lease, error) {
 	if !resuming {
-		return e.pool.acquire(ctx, srv, false)
+		return e.pool.acquireN(ctx, srv, false, n)
 	}
 	b := &backoff.ExponentialBackOff{
 		InitialInterval:     250 * time.Millisecond,
@@ -30,7 +30,7 @@ func (e *Executor) connect(ctx context.Context, srv executors.Server, resuming b
 		// The breaker is bypassed: only a server that is down, or that
 		// closed the connection during authentication, is worth another
 		// attempt.
-		l, err := e.pool.acquire(ctx, srv, true)
+		l, err := e.pool.acquireN(ctx, srv, true, n)
 		if err != nil && !worthReconnecting(err) {
 			return nil, backoff.Permanent(err)
 		}

@@ -67,7 +67,7 @@ func (e *Executor) runTarget(ctx context.Context, spec executors.Spec, t *target
 	if ctx.Err() != nil {
 		return r.notStarted(ctx)
 	}
-	l, err := e.connect(ctx, t.srv, t.resume.Resuming)
+	l, err := e.connect(ctx, t.srv, t.resume.Resuming, sessionsAtOnce(spec))
 	if err != nil {
 		return r.connectFailed(ctx, err)
 	}
@@ -103,6 +103,18 @@ func (e *Executor) runTarget(ctx context.Context, spec executors.Spec, t *target
 		err = fmt.Errorf("%w: %s: the spool disappeared right after launch", ErrRemote, t.srv.Label())
 	}
 	return res, err
+}
+
+// sessionsAtOnce is how many sessions a Run of spec holds open at once (its
+// steps run one after the other, the helpers relay beside the follow). The
+// pool must count each: a connection full of jobs with helpers would
+// otherwise open twice MaxSessionsPerConn sessions, and sshd refuses those
+// beyond its MaxSessions.
+func sessionsAtOnce(spec executors.Spec) int {
+	if spec.Helpers != nil && spec.Script != nil {
+		return 2
+	}
+	return 1
 }
 
 // notStarted answers a ctx that ended before anything ran.
