@@ -38,7 +38,7 @@ var Runs = []Run{
 	{Funcs: []string{"BenchmarkContainers"}, Benchtime: "40x", Timeout: 5 * time.Minute},
 	{Funcs: []string{"BenchmarkJobPooledConnection", "BenchmarkJobFreshConnection", "BenchmarkRawSessionFloor"},
 		Benchtime: "20x", Timeout: 2 * time.Minute},
-	{Funcs: []string{"BenchmarkJobs200Concurrent"}, Benchtime: "1x", Timeout: 2 * time.Minute},
+	{Funcs: []string{"BenchmarkJobs200Concurrent"}, Benchtime: "1x", Timeout: 3 * time.Minute},
 	{Funcs: []string{"BenchmarkOutput1MLines"}, Benchtime: "1x", Timeout: 2 * time.Minute},
 	{Funcs: []string{"BenchmarkLiveLineLatency"}, Benchtime: "200x", Timeout: 2 * time.Minute},
 	{Funcs: []string{"BenchmarkInFlight"}, Benchtime: "1x", Timeout: 4 * time.Minute},
