@@ -223,16 +223,19 @@ func TestSSHMetrics(t *testing.T) {
 	})
 	text := s.scrape(t)
 	conns, sessions := testenv.MetricValue(text, p+"ssh_connections"), testenv.MetricValue(text, p+"ssh_sessions")
-	if conns < 1 || sessions != 1 {
-		t.Errorf("while running: connections %v sessions %v", conns, sessions)
+	// A script job holds its output's session and its helpers' relay.
+	if conns < 1 || sessions < 1 || sessions > 2 {
+		t.Errorf("while running: connections %v sessions %v, want 1 or 2 sessions", conns, sessions)
 	}
 	if out, err := srv.Exec("touch /tmp/job-may-end"); err != nil {
 		t.Fatalf("letting the job end: %v %s", err, out)
 	}
 	s.wait(id, testenv.Patience)
-	if got := testenv.MetricValue(s.scrape(t), p+"ssh_sessions"); got != 0 {
-		t.Errorf("sessions %v after the job", got)
-	}
+	// The finished spool is removed over one more session once the
+	// backend has the completion (Spec.KeepFinished).
+	testenv.Eventually(t, testenv.Patience, "no SSH session after the job", func() bool {
+		return testenv.MetricValue(s.scrape(t), p+"ssh_sessions") == 0
+	})
 
 	host, port, _ := net.SplitHostPort(testenv.FreeAddr(t))
 	n, _ := strconv.Atoi(port)
