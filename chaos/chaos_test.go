@@ -115,8 +115,15 @@ func TestChaos(t *testing.T) {
 	stopFaults()
 	<-driving
 	faultsDone, faultsMissed, killed := d.counts()
-	if !waitFor(func() bool { return ended() == n }, 5*time.Minute) {
-		v.add("jobs", "%d of %d jobs never ended", n-ended(), n)
+	// Without faults every job ends; a loaded machine ends them slowly.
+	// The verdict waits for progress, not for a deadline: only five
+	// minutes in which no job ended is a violation.
+	for done := ended(); done < n; {
+		if !waitFor(func() bool { now := ended(); return now == n || now > done }, 5*time.Minute) {
+			v.add("jobs", "%d of %d jobs never ended (none ended in the last 5 minutes)", n-done, n)
+			break
+		}
+		done = ended()
 	}
 	wall := time.Since(began)
 
