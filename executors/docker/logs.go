@@ -9,7 +9,6 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/versions"
 
-	"github.com/cronium/orchestrator/executors"
 )
 
 // adopt looks for the container an earlier Run created. It follows one that
@@ -43,7 +42,15 @@ func (x *execution) adopt(ctx context.Context) (*session, error) {
 		x.id = ""
 		return nil, nil
 	case "removing":
-		return nil, fmt.Errorf("%w: container %s is being removed", executors.ErrNotResumable, shortID(x.id))
+		// Only this orchestrator removes its containers without a kept
+		// result, and only ones the script never reached (discard, or a
+		// cut upload): an earlier instance, detached mid-setup or killed,
+		// may have left such a removal in the engine's hands. Treated as
+		// gone: setup creates the container afresh once the name is free,
+		// unless the journal says the script had started.
+		x.log.Info("an earlier run's container is being removed", "container_id", shortID(x.id))
+		x.id = ""
+		return nil, nil
 	case "exited", "dead":
 		never, err := x.scriptNeverArrived(ctx, info)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -11,7 +12,9 @@ import (
 	"testing"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/cronium/orchestrator/executors"
 	"github.com/cronium/orchestrator/internal/testenv"
@@ -185,6 +188,88 @@ func TestResumeRecreatesNeverStartedContainer(t *testing.T) {
 		t.Error("the never-started container is still there")
 	}
 	d.requireNoContainer(spec.ExecutionID)
+}
+
+// removalInProgress reports the stale container as "removing" when it is
+// first inspected, as the engine does while an earlier process's remove is
+// still in its hands (a kill -9 right after a detached setup discarded its
+// container). The removal itself is real: it happens after the executor's
+// first create has met the name still taken.
+type removalInProgress struct {
+	apiClient
+	cli      *client.Client
+	stale    string
+	reported bool
+	removed  bool
+	mu       sync.Mutex
+}
+
+func (r *removalInProgress) ContainerInspect(ctx context.Context, id string) (container.InspectResponse, error) {
+	info, err := r.apiClient.ContainerInspect(ctx, id)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err == nil && info.ContainerJSONBase != nil && info.ID == r.stale && !r.reported {
+		r.reported = true
+		info.State.Status = "removing"
+	}
+	return info, err
+}
+
+func (r *removalInProgress) ContainerCreate(ctx context.Context, cfg *container.Config, host *container.HostConfig,
+	net *network.NetworkingConfig, platform *ocispec.Platform, name string,
+) (container.CreateResponse, error) {
+	resp, err := r.apiClient.ContainerCreate(ctx, cfg, host, net, platform, name)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.reported && !r.removed {
+		r.removed = true
+		if rerr := r.cli.ContainerRemove(ctx, r.stale, container.RemoveOptions{Force: true}); rerr != nil {
+			return resp, fmt.Errorf("test: remove the stale container: %w", rerr)
+		}
+	}
+	return resp, err
+}
+
+// TestResumeWaitsOutARemovalInProgress: a container found being removed
+// is one the script never reached, unless the journal says it started.
+// The job starts afresh once the name is free, or, when it had started,
+// ends not resumable.
+func TestResumeWaitsOutARemovalInProgress(t *testing.T) {
+	t.Parallel()
+	for _, started := range []bool{false, true} {
+		t.Run(fmt.Sprintf("started=%v", started), func(t *testing.T) {
+			t.Parallel()
+			d := newDockerEnv(t)
+			tap := &removalInProgress{cli: d.cli}
+			e := d.executorWrapping(func(api apiClient) apiClient { tap.apiClient = api; return tap })
+			spec := d.spec(executors.Bash, `echo fresh`)
+			p, err := e.plan(spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tap.stale, err = e.create(context.Background(), p); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = d.cli.ContainerRemove(context.Background(), tap.stale, container.RemoveOptions{Force: true}) })
+			spec.Resume = executors.Resume{Resuming: true, Started: started}
+			o := newOutput()
+			res, err := e.Run(context.Background(), spec, o.writers())
+			if !tap.reported {
+				t.Fatal("the executor never inspected the stale container")
+			}
+			if started {
+				if !errors.Is(err, executors.ErrNotResumable) || executors.IsRetryable(err) {
+					t.Fatalf("Run: %+v, %v; want not resumable", res, err)
+				}
+				return
+			}
+			mustSucceed(t, res, err, o)
+			if o.stdout.String() != "fresh\n" || !tap.removed {
+				t.Errorf("stdout %q, stale container removed by the test: %v", o.stdout.String(), tap.removed)
+			}
+			d.requireNoContainer(spec.ExecutionID)
+		})
+	}
 }
 
 func TestResumeWithoutContainerStartsIt(t *testing.T) {
