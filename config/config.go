@@ -58,7 +58,7 @@ type Jobs struct {
 type Logs struct {
 	BatchLines    int           `yaml:"batch_lines" doc:"Ship an output snapshot after this many new lines"`
 	BatchBytes    ByteSize      `yaml:"batch_bytes" doc:"Ship an output snapshot after this many new bytes"`
-	BatchInterval time.Duration `yaml:"batch_interval" doc:"Ship an output snapshot at least this often while output arrives"`
+	BatchInterval time.Duration `yaml:"batch_interval" doc:"Ship an output snapshot at least this often while output arrives (past 4 MiB, once per interval per 4 MiB it holds)"`
 	LiveURL       string        `yaml:"live_url" env:"CRONIUM_LIVE_LOGS_URL" doc:"Origin of Cronium's live-log server (its Socket.IO server, e.g. http://localhost:5002): each line of output is posted to /broadcast/log-line as it is printed, best effort; empty: off (standalone points it at its embedded backend)"`
 }
 

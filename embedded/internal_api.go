@@ -264,7 +264,10 @@ func (s *Server) handleExecutionUpdate(w http.ResponseWriter, r *http.Request) {
 		writeFailure(w, err, "Execution not found")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"success": true, "execution": e.view()})
+	// Not the whole row: the output it holds can be tens of MB, which
+	// every snapshot would then carry back to a caller that ignores it.
+	writeJSON(w, http.StatusOK, map[string]any{"success": true,
+		"execution": map[string]any{"id": e.ID, "jobId": e.JobID, "status": e.Status}})
 }
 
 // decodeExecUpdate reads an execution update's fields; null counts as

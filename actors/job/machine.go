@@ -375,6 +375,11 @@ func (m machine) advance(s State, now time.Time) (State, []effect) {
 			if !s.HaveCompletion && !s.Retrying {
 				s.RetryIn, s.Retrying = retryDelay(s.Policy, s.Tries, v)
 			}
+			// The final update is asked for first: the LogActor ships it
+			// while the completion below is built and journaled (the
+			// whole output, synced: a second or more for tens of MB).
+			s.Finalizing = true
+			out = append(out, effFinalizeOutput{Verdict: v})
 			if !s.Retrying {
 				// The result is known: the completion is built now, with
 				// the whole output, and journaled, so that a restart
@@ -387,8 +392,7 @@ func (m machine) advance(s State, now time.Time) (State, []effect) {
 					out = append(out, effJournal{Stage: journal.Completing})
 				}
 			}
-			s.Finalizing = true
-			return s, append(out, effFinalizeOutput{Verdict: v})
+			return s, out
 		case phaseComplete:
 			if !s.HaveCompletion {
 				s.HaveCompletion = true

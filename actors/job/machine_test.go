@@ -89,7 +89,7 @@ func TestNext(t *testing.T) {
 				eq(t, s.Phase, phaseFinalize)
 				eq(t, s.verdict().exitCode, ExitCouldNotRun)
 			},
-			[]string{"effLogStepFailed", "effBuildCompletion", "effJournal", "effFinalizeOutput"}},
+			[]string{"effLogStepFailed", "effFinalizeOutput", "effBuildCompletion", "effJournal"}},
 		{"marked running: journaled as running before anything starts",
 			State{Phase: phaseStart, Step: stepMarkRunning, StepSeq: 2, Planned: true, Journaled: journal.Claimed},
 			evStepDone{Seq: 2},
@@ -112,7 +112,7 @@ func TestNext(t *testing.T) {
 				eq(t, s.Phase, phaseFinalize)
 				eq(t, s.verdict().status, backend.StatusFailed)
 			},
-			[]string{"effLogStepFailed", "effBuildCompletion", "effJournal", "effFinalizeOutput"}},
+			[]string{"effLogStepFailed", "effFinalizeOutput", "effBuildCompletion", "effJournal"}},
 		{"the executor started it: journaled so that a restart never runs it again", executing, evLaunched{},
 			func(t *testing.T, s State) { eq(t, s.Launched, true) },
 			[]string{"effJournal"}},
@@ -120,7 +120,7 @@ func TestNext(t *testing.T) {
 		{"the attempt ended: the output is finalized with the completion built and journaled", executing,
 			evAttemptEnded{N: 1, Result: exitedOK},
 			func(t *testing.T, s State) { eq(t, s.Phase, phaseFinalize); eq(t, s.HaveCompletion, true) },
-			[]string{"effBuildCompletion", "effJournal", "effFinalizeOutput"}},
+			[]string{"effFinalizeOutput", "effBuildCompletion", "effJournal"}},
 		{"an earlier attempt's end is ignored", executing, evAttemptEnded{N: 0, Result: exitedOK},
 			func(t *testing.T, s State) { eq(t, s.Executing, true) }, nil},
 		{"interrupted: the supervisor is asked, nothing else moves", executing,
@@ -144,7 +144,7 @@ func TestNext(t *testing.T) {
 				eq(t, s.Phase, phaseFinalize)
 				eq(t, s.verdict().reason, "could not run the job: "+errBadSpec.Error())
 			},
-			[]string{"effBuildCompletion", "effJournal", "effFinalizeOutput"}},
+			[]string{"effFinalizeOutput", "effBuildCompletion", "effJournal"}},
 		{"cancelled while running: the attempt is stopped", executing, evCancel{Reason: "by alice"},
 			func(t *testing.T, s State) { eq(t, s.Cancel.Reason, "by alice") },
 			[]string{"effStopAttempt"}},
@@ -152,7 +152,7 @@ func TestNext(t *testing.T) {
 			State{Phase: phaseExecute, Planned: true, Journaled: journal.Running, ResumeAt: t0.Add(time.Hour), Tries: 1},
 			evCancel{Reason: "by bob"},
 			func(t *testing.T, s State) { eq(t, s.Attempts, 0); eq(t, s.verdict().status, backend.StatusCancelled) },
-			[]string{"effBuildCompletion", "effJournal", "effFinalizeOutput"}},
+			[]string{"effFinalizeOutput", "effBuildCompletion", "effJournal"}},
 		{"cancelled while interrupted: resumed with the cancel, which stops it where it runs",
 			withInterrupted(executing), evCancel{Reason: "by carol"},
 			func(t *testing.T, s State) { eq(t, s.Interrupted, false); eq(t, s.Attempts, 2) },
@@ -178,7 +178,7 @@ func TestNext(t *testing.T) {
 				eq(t, s.verdict().reason, "budget")
 				eq(t, s.verdict().exitCode, ExitCouldNotRun)
 			},
-			[]string{"effBuildCompletion", "effJournal", "effFinalizeOutput"}},
+			[]string{"effFinalizeOutput", "effBuildCompletion", "effJournal"}},
 		{"given up while interrupted: abandoned at once", withInterrupted(executing), evGiveUp{Reason: "budget"},
 			func(t *testing.T, s State) { eq(t, s.Step, stepAbandon) },
 			[]string{"effAbandon"}},
@@ -243,7 +243,7 @@ func TestNext(t *testing.T) {
 			func(t *testing.T, s State) {
 				eq(t, s.verdict().reason, "could not run the job: ssh jobs are disabled on this orchestrator")
 			},
-			[]string{"effBuildCompletion", "effJournal", "effFinalizeOutput"}},
+			[]string{"effFinalizeOutput", "effBuildCompletion", "effJournal"}},
 		{"restored owing its completion: sends it",
 			State{Phase: phaseComplete, HaveCompletion: true, Journaled: journal.Completing, Tries: 1}, evBegin{},
 			func(t *testing.T, s State) { eq(t, s.Step, stepComplete) },

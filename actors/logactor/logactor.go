@@ -69,6 +69,8 @@ type State struct {
 	executions func() []string
 
 	shipped      output.Stats // as of the last snapshot shipped
+	keptBytes    int64        // output bytes seen when it was last kept
+	shippedAt    time.Time    // when the last snapshot's call ended
 	masked       int          // secrets masked in the last snapshot shipped
 	pendingSince time.Time
 	busy         bool
@@ -147,7 +149,7 @@ func (st *State) reset() {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.out.Reset()
-	st.shipped, st.masked, st.pendingSince = output.Stats{}, 0, time.Time{}
+	st.shipped, st.masked, st.pendingSince, st.keptBytes, st.shippedAt = output.Stats{}, 0, time.Time{}, 0, time.Time{}
 	st.final, st.finalDone = nil, false
 }
 
@@ -174,8 +176,9 @@ func (a *Actor) evaluate() {
 		st.pendingSince = now
 	}
 	s := a.deps.Settings
-	wait := st.pendingSince.Add(s.BatchInterval).Sub(now)
-	if lines >= int64(s.BatchLines) || bytes >= s.BatchBytes || wait <= 0 {
+	due, wait := snapshotDue(unshipped{lines: lines, bytes: bytes, age: now.Sub(st.pendingSince),
+		shippedBytes: st.shipped.Bytes(), sinceShipped: now.Sub(st.shippedAt)}, s)
+	if due {
 		if len(st.executions()) > 0 {
 			a.shipLocked(false)
 			return
@@ -188,6 +191,37 @@ func (a *Actor) evaluate() {
 	}
 }
 
+// unshipped is the output a snapshot would ship beyond the last one.
+type unshipped struct {
+	lines, bytes int64
+	age          time.Duration // since its oldest byte arrived
+	shippedBytes int64         // the last snapshot's size
+	sinceShipped time.Duration // since the last snapshot's call ended
+}
+
+// snapshotPace is how many bytes of snapshot a job may ship per batch
+// interval, on average, once its output is large.
+const snapshotPace = 4 << 20
+
+// snapshotDue says whether a snapshot ships now, else how long until it
+// falls due. A threshold (lines, bytes, the interval) makes it due; a
+// large output also paces it: every snapshot carries the whole output
+// (the API has no append), so after one of N bytes the next waits
+// N/snapshotPace intervals. Unpaced, a job printing 50 MB ships its output
+// again every time a call returns, a hundred MB or more that the backend
+// decodes and stores while the job runs, taking the CPU the job needs.
+// The final update is never paced.
+func snapshotDue(u unshipped, s Settings) (bool, time.Duration) {
+	wait := s.BatchInterval - u.age
+	if u.lines >= int64(s.BatchLines) || u.bytes >= s.BatchBytes {
+		wait = 0
+	}
+	if pace := s.BatchInterval*time.Duration(u.shippedBytes/snapshotPace) - u.sinceShipped; pace > wait {
+		wait = pace
+	}
+	return wait <= 0, wait
+}
+
 // shipLocked sends one snapshot (or the final update) in a goroutine. The
 // goroutine records what it shipped in the State itself, so a LogActor
 // killed meanwhile loses nothing: the next instance carries on from there.
@@ -195,10 +229,13 @@ func (a *Actor) shipLocked(final bool) {
 	st := a.st
 	st.busy = true
 	snap, masker := st.out.Snapshot(), st.out.Masker()
-	// Kept after the snapshot, so it holds at least what is shipped.
-	var kept output.Kept
-	if a.deps.Keeper != nil {
-		kept = st.out.Kept()
+	// Kept after the snapshot, so it holds at least what is shipped. Not
+	// with the final update: the job's completion, journaled with the
+	// whole output, supersedes it.
+	var kept *output.Kept
+	if a.deps.Keeper != nil && !final && keepDue(snap.Stats.Bytes(), st.keptBytes) {
+		k := st.out.Kept()
+		kept, st.keptBytes = &k, snap.Stats.Bytes()
 	}
 	ids := st.executions()
 	var fin messages.FinalizeOutput
@@ -208,8 +245,8 @@ func (a *Actor) shipLocked(final bool) {
 	engine, self, deps, log := a.engine, a.self, a.deps, a.log
 	jobID := st.jobID
 	deps.Tasks.Or().Go(5*time.Minute, "execution update", func(ctx context.Context) error {
-		if deps.Keeper != nil {
-			if err := deps.Keeper.SaveOutput(jobID, kept); err != nil {
+		if kept != nil {
+			if err := deps.Keeper.SaveOutput(jobID, *kept); err != nil {
 				log.Warn("could not keep the job's output; a restart replays it whole", "err", err)
 			}
 		}
@@ -225,7 +262,7 @@ func (a *Actor) shipLocked(final bool) {
 		}
 		return err
 	}, func(err error) {
-		st.recordShipped(snap, final, err, deps.Observer, log)
+		st.recordShipped(snap, final, err, deps.Clock.Now(), deps.Observer, log)
 		if final {
 			// Delivered or not, the job goes on to its one /complete.
 			kit.Send(engine, fin.ReplyTo, messages.OutputFinalized{})
@@ -235,11 +272,25 @@ func (a *Actor) shipLocked(final bool) {
 	})
 }
 
-func (st *State) recordShipped(snap output.Snapshot, final bool, err error, obs Observer, log *slog.Logger) {
+// keepSmall is the output size below which every snapshot's output is
+// kept too: keeping it costs less than replaying it.
+const keepSmall = 1 << 20
+
+// keepDue says whether the output, now seen bytes long, is kept again
+// with this snapshot, last kept at kept bytes. Past keepSmall it is kept
+// once it has doubled: keeping all of it at every snapshot would write
+// the square of a large output to disk (50 MB printed at full speed is
+// written hundreds of MB over). An older copy costs a restart only a
+// longer replay from the execution's own log (see journal.SaveOutput).
+func keepDue(seen, kept int64) bool {
+	return seen < keepSmall || seen >= 2*kept
+}
+
+func (st *State) recordShipped(snap output.Snapshot, final bool, err error, now time.Time, obs Observer, log *slog.Logger) {
 	stats := snap.Stats
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.busy = false
+	st.busy, st.shippedAt = false, now
 	if final {
 		st.finalDone = true
 	}

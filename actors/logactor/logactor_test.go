@@ -280,3 +280,54 @@ func TestFinalUpdateOfAServerIsMasked(t *testing.T) {
 		t.Fatalf("output %q error %q", *u.Output, *u.Error)
 	}
 }
+
+func TestKeepDue(t *testing.T) {
+	const mb = 1 << 20
+	tests := []struct {
+		name       string
+		seen, kept int64
+		want       bool
+	}{
+		{"small output, every snapshot", 1000, 900, true},
+		{"just below the small size", keepSmall - 1, keepSmall - 2, true},
+		{"large, not yet doubled", 3 * mb, 2 * mb, false},
+		{"large, doubled", 4 * mb, 2 * mb, true},
+		{"large, never kept", 50 * mb, 0, true},
+		{"after a reset", 10, 0, true},
+	}
+	for _, tt := range tests {
+		if got := keepDue(tt.seen, tt.kept); got != tt.want {
+			t.Errorf("%s: keepDue(%d, %d) = %v, want %v", tt.name, tt.seen, tt.kept, got, tt.want)
+		}
+	}
+}
+
+func TestSnapshotDue(t *testing.T) {
+	s := Settings{BatchLines: 1000, BatchBytes: 64 << 10, BatchInterval: time.Second}
+	const mb = 1 << 20
+	tests := []struct {
+		name string
+		u    unshipped
+		due  bool
+		wait time.Duration
+	}{
+		{"below every threshold", unshipped{lines: 2, bytes: 4, age: 300 * time.Millisecond, sinceShipped: time.Hour},
+			false, 700 * time.Millisecond},
+		{"the interval passed", unshipped{lines: 2, bytes: 4, age: time.Second, sinceShipped: time.Hour}, true, 0},
+		{"enough lines", unshipped{lines: 1000, bytes: 4000, sinceShipped: time.Hour}, true, 0},
+		{"enough bytes", unshipped{lines: 1, bytes: 64 << 10, sinceShipped: time.Hour}, true, 0},
+		{"small output is not paced", unshipped{lines: 1000, bytes: 1, shippedBytes: 3 * mb}, true, 0},
+		{"large output paced", unshipped{lines: 1000, bytes: mb, shippedBytes: 20 * mb, sinceShipped: 2 * time.Second},
+			false, 3 * time.Second},
+		{"large output, its pace passed", unshipped{lines: 1000, bytes: mb, shippedBytes: 20 * mb, sinceShipped: 5 * time.Second},
+			true, 0},
+		{"pace longer than the interval's wait", unshipped{lines: 1, bytes: 1, age: 0, shippedBytes: 12 * mb, sinceShipped: time.Second},
+			false, 2 * time.Second},
+	}
+	for _, tt := range tests {
+		due, wait := snapshotDue(tt.u, s)
+		if due != tt.due || !due && wait != tt.wait {
+			t.Errorf("%s: snapshotDue = %v, %v; want %v, %v", tt.name, due, wait, tt.due, tt.wait)
+		}
+	}
+}
