@@ -112,13 +112,20 @@ func TypeName(msg any) string {
 // actor itself after it restarts.
 const RestartDelay = 50 * time.Millisecond
 
-// SpawnOpts are the options for every actor: an id, our middleware, and a
-// restart limit so high it is never reached. hollywood v1.0.5 exits the
-// whole process when MaxRestarts is exhausted (a nil cancel func), so the
-// supervisor enforces restart budgets itself.
+// inboxSize is every actor's initial mailbox capacity. hollywood's
+// default (1024 slots, ≈24 KB) made two thirds of what a job in flight
+// costs (a JobActor and a LogActor each); ours hold a few messages at a
+// time, and a full mailbox doubles (it is unbounded), so nothing waits.
+const inboxSize = 32
+
+// SpawnOpts are the options for every actor: an id, our middleware, a
+// small initial mailbox, and a restart limit so high it is never reached.
+// hollywood v1.0.5 exits the whole process when MaxRestarts is exhausted
+// (a nil cancel func), so the supervisor enforces restart budgets itself.
 func SpawnOpts(kind, id string, obs Observer) []actor.OptFunc {
 	return []actor.OptFunc{
 		actor.WithID(id),
+		actor.WithInboxSize(inboxSize),
 		actor.WithMaxRestarts(math.MaxInt32),
 		actor.WithRestartDelay(RestartDelay),
 		actor.WithMiddleware(Middleware(kind, obs)),
