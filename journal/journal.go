@@ -131,11 +131,12 @@ func (d *Dir) outputFile(jobID string) string {
 	return filepath.Join(d.path, hex.EncodeToString([]byte(jobID))+outputSuffix)
 }
 
-// SaveOutput replaces the job's kept output: what was shipped of it, or
-// more. It is replaced atomically but not synced to disk: it must survive
-// the process, not the machine. An older or missing copy after a power
-// loss costs nothing: the execution's own log (a container's, a spool)
-// is replayed from the older offsets.
+// SaveOutput replaces the job's kept output: a copy of its output log
+// as of some snapshot, maybe older than the last one shipped. It is
+// replaced atomically but not synced to disk: it must survive the
+// process, not the machine. An older or missing copy costs nothing: the
+// execution's own log (a container's, a spool) is replayed from the
+// older offsets.
 func (d *Dir) SaveOutput(jobID string, k output.Kept) error {
 	data, err := json.Marshal(k)
 	if err != nil {

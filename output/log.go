@@ -129,6 +129,10 @@ type Stats struct {
 // Bytes is the total of both streams.
 func (s Stats) Bytes() int64 { return s.StdoutBytes + s.StderrBytes }
 
+// Held is what the log holds of both streams, the size cap applied: the
+// size of a snapshot, before masking and the cap's markers.
+func (s Stats) Held() int64 { return s.Bytes() - s.DroppedBytes }
+
 func (l *Log) Stats() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -69,7 +69,7 @@ type State struct {
 	executions func() []string
 
 	shipped      output.Stats // as of the last snapshot shipped
-	keptBytes    int64        // output bytes seen when it was last kept
+	keptBytes    int64        // output held when it was last kept (Stats.Held)
 	shippedAt    time.Time    // when the last snapshot's call ended
 	masked       int          // secrets masked in the last snapshot shipped
 	pendingSince time.Time
@@ -136,7 +136,19 @@ func (a *Actor) Receive(c *actor.Context) {
 		}
 		a.evaluate()
 	case messages.ResetOutput:
+		if a.timer != nil { // a pace set by the last attempt's output
+			a.timer.Stop()
+			a.timer = nil
+		}
 		a.st.reset()
+		if a.deps.Keeper != nil {
+			// The last attempt's kept output would otherwise be restored
+			// after a restart, and the next attempt's output skipped by
+			// its length.
+			if err := a.deps.Keeper.SaveOutput(a.st.jobID, a.st.out.Kept()); err != nil {
+				a.log.Warn("could not clear the job's kept output", "err", err)
+			}
+		}
 		kit.Send(a.engine, msg.ReplyTo, messages.OutputReset{})
 	case shipped:
 		a.evaluate()
@@ -153,8 +165,8 @@ func (st *State) reset() {
 	st.final, st.finalDone = nil, false
 }
 
-// evaluate ships when a threshold is reached, else arms the
-// flush timer for when the oldest unshipped output falls due.
+// evaluate ships when a snapshot is due (snapshotDue), else arms the
+// flush timer for when it falls due.
 func (a *Actor) evaluate() {
 	st := a.st
 	st.mu.Lock()
@@ -177,7 +189,7 @@ func (a *Actor) evaluate() {
 	}
 	s := a.deps.Settings
 	due, wait := snapshotDue(unshipped{lines: lines, bytes: bytes, age: now.Sub(st.pendingSince),
-		shippedBytes: st.shipped.Bytes(), sinceShipped: now.Sub(st.shippedAt)}, s)
+		shippedBytes: st.shipped.Held(), sinceShipped: now.Sub(st.shippedAt)}, s)
 	if due {
 		if len(st.executions()) > 0 {
 			a.shipLocked(false)
@@ -195,7 +207,7 @@ func (a *Actor) evaluate() {
 type unshipped struct {
 	lines, bytes int64
 	age          time.Duration // since its oldest byte arrived
-	shippedBytes int64         // the last snapshot's size
+	shippedBytes int64         // the last snapshot's size (Stats.Held)
 	sinceShipped time.Duration // since the last snapshot's call ended
 }
 
@@ -229,13 +241,14 @@ func (a *Actor) shipLocked(final bool) {
 	st := a.st
 	st.busy = true
 	snap, masker := st.out.Snapshot(), st.out.Masker()
-	// Kept after the snapshot, so it holds at least what is shipped. Not
-	// with the final update: the job's completion, journaled with the
-	// whole output, supersedes it.
+	// Kept now and then (keepDue), so the copy a restart starts from may
+	// be older than what was shipped: the restarted job replays the rest
+	// from the execution's own log. Not with the final update: the job's
+	// completion, journaled with the whole output, supersedes it.
 	var kept *output.Kept
-	if a.deps.Keeper != nil && !final && keepDue(snap.Stats.Bytes(), st.keptBytes) {
+	if a.deps.Keeper != nil && !final && keepDue(snap.Stats.Held(), st.keptBytes) {
 		k := st.out.Kept()
-		kept, st.keptBytes = &k, snap.Stats.Bytes()
+		kept = &k
 	}
 	ids := st.executions()
 	var fin messages.FinalizeOutput
@@ -248,6 +261,8 @@ func (a *Actor) shipLocked(final bool) {
 		if kept != nil {
 			if err := deps.Keeper.SaveOutput(jobID, *kept); err != nil {
 				log.Warn("could not keep the job's output; a restart replays it whole", "err", err)
+			} else {
+				st.keptSaved(snap.Stats.Held())
 			}
 		}
 		var err error
@@ -272,18 +287,25 @@ func (a *Actor) shipLocked(final bool) {
 	})
 }
 
+// keptSaved records that the output, held bytes long, was kept.
+func (st *State) keptSaved(held int64) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.keptBytes = held
+}
+
 // keepSmall is the output size below which every snapshot's output is
 // kept too: keeping it costs less than replaying it.
 const keepSmall = 1 << 20
 
-// keepDue says whether the output, now seen bytes long, is kept again
+// keepDue says whether the output, now held bytes long, is kept again
 // with this snapshot, last kept at kept bytes. Past keepSmall it is kept
 // once it has doubled: keeping all of it at every snapshot would write
 // the square of a large output to disk (50 MB printed at full speed is
 // written hundreds of MB over). An older copy costs a restart only a
 // longer replay from the execution's own log (see journal.SaveOutput).
-func keepDue(seen, kept int64) bool {
-	return seen < keepSmall || seen >= 2*kept
+func keepDue(held, kept int64) bool {
+	return held < keepSmall || held >= 2*kept
 }
 
 func (st *State) recordShipped(snap output.Snapshot, final bool, err error, now time.Time, obs Observer, log *slog.Logger) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -330,4 +331,21 @@ func TestSnapshotDue(t *testing.T) {
 			t.Errorf("%s: snapshotDue = %v, %v; want %v, %v", tt.name, due, wait, tt.due, tt.wait)
 		}
 	}
+}
+
+// Pacing weighs what a snapshot holds, not all the job printed: with the
+// size cap, a chatty job's snapshots stay small and ship on their
+// thresholds.
+func TestCappedOutputIsNotPaced(t *testing.T) {
+	h := start(t, false) // the log keeps 1 MiB per stream
+	line := strings.Repeat("x", 99) + "\n"
+	w := h.out.Writer(output.Stdout)
+	for range 100_000 { // 10 MB printed
+		io.WriteString(w, line)
+	}
+	testenv.Eventually(t, testenv.Patience, "a snapshot", func() bool { return len(h.rec.snapshot()) > 0 })
+	testenv.Settle(t, kit.Calls, h.flush)
+	n := len(h.rec.snapshot())
+	io.WriteString(w, line+line+line) // 3 lines: a threshold
+	h.expectUpdates(n + 1)
 }

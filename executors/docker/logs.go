@@ -8,13 +8,12 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/versions"
-
 )
 
 // adopt looks for the container an earlier Run created. It follows one that
 // started, removes one that never did (the earlier Run's attach may have
 // spent its stdin, so the script could not reach it) and returns nil, nil
-// when there is none, for the caller to create it.
+// when there is none or it is being removed, for the caller to create it.
 //
 // The calls up to the follow ignore ctx's cancellation (they are bounded by
 // the API timeout): a running container found after a cancel must be
@@ -42,13 +41,12 @@ func (x *execution) adopt(ctx context.Context) (*session, error) {
 		x.id = ""
 		return nil, nil
 	case "removing":
-		// Only this orchestrator removes its containers without a kept
-		// result, and only ones the script never reached (discard, or a
-		// cut upload): an earlier instance, detached mid-setup or killed,
-		// may have left such a removal in the engine's hands. Treated as
-		// gone: setup creates the container afresh once the name is free,
-		// unless the journal says the script had started.
-		x.log.Info("an earlier run's container is being removed", "container_id", shortID(x.id))
+		// A removal in progress ends as "not found", so it is handled as
+		// one: setup waits for the name to be free and creates the
+		// container afresh, unless the journal says the script had
+		// started (then how it ended is unknown). Seen after a kill -9
+		// that came while a detached setup discarded its container.
+		x.log.Debug("the container is being removed", "container_id", shortID(x.id))
 		x.id = ""
 		return nil, nil
 	case "exited", "dead":

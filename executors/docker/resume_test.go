@@ -231,9 +231,9 @@ func (r *removalInProgress) ContainerCreate(ctx context.Context, cfg *container.
 }
 
 // TestResumeWaitsOutARemovalInProgress: a container found being removed
-// is one the script never reached, unless the journal says it started.
-// The job starts afresh once the name is free, or, when it had started,
-// ends not resumable.
+// is handled as gone. The job starts afresh once the name is free, or,
+// when the journal says it had started, ends not resumable (that case
+// ended so before the change too; started=false tells them apart).
 func TestResumeWaitsOutARemovalInProgress(t *testing.T) {
 	t.Parallel()
 	for _, started := range []bool{false, true} {
@@ -250,7 +250,9 @@ func TestResumeWaitsOutARemovalInProgress(t *testing.T) {
 			if tap.stale, err = e.create(context.Background(), p); err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { _ = d.cli.ContainerRemove(context.Background(), tap.stale, container.RemoveOptions{Force: true}) })
+			t.Cleanup(func() {
+				_ = d.cli.ContainerRemove(context.Background(), tap.stale, container.RemoveOptions{Force: true})
+			})
 			spec.Resume = executors.Resume{Resuming: true, Started: started}
 			o := newOutput()
 			res, err := e.Run(context.Background(), spec, o.writers())

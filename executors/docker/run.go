@@ -117,7 +117,7 @@ func (x *execution) setup(ctx context.Context) (*session, error) {
 			return nil, fmt.Errorf("container %s: the name stayed taken for %v by a container that could not be "+
 				"adopted or removed", x.plan.name, x.e.opts.APITimeout)
 		}
-		if adopt { // the name's holder was not found: give its create time
+		if adopt { // the name's holder was not found, or is being removed: give it time
 			select {
 			case <-time.After(wait.NextBackOff()):
 			case <-ctx.Done():
