@@ -111,7 +111,12 @@ func TestLinesArriveInOrder(t *testing.T) {
 			t.Fatalf("line %d of job %v: %v", i, id, l)
 		}
 	}
-	if st := s.Stats(); st.Sent != perJob*int64(len(jobs)) || st.DroppedTotal() != 0 {
+	// The sender counts a batch once the server's answer is back, which
+	// can be after the server has noted its lines.
+	testenv.Eventually(t, testenv.Patience, "every line counted sent", func() bool {
+		return s.Stats().Sent == perJob*int64(len(jobs))
+	})
+	if st := s.Stats(); st.DroppedTotal() != 0 {
 		t.Errorf("stats %+v", st)
 	}
 	if s.ForJob("") != nil {
