@@ -112,9 +112,7 @@ func (a *Actor) Receive(c *actor.Context) {
 		a.engine, a.self = c.Engine(), c.PID()
 		kit.Send(a.engine, a.self, flushDue{}) // output may have arrived while no instance ran
 	case actor.Stopped:
-		if a.timer != nil {
-			a.timer.Stop()
-		}
+		a.stopTimer()
 	case messages.OutputAvailable:
 		a.st.out.TakeNudge()
 		a.evaluate()
@@ -136,10 +134,7 @@ func (a *Actor) Receive(c *actor.Context) {
 		}
 		a.evaluate()
 	case messages.ResetOutput:
-		if a.timer != nil { // a pace set by the last attempt's output
-			a.timer.Stop()
-			a.timer = nil
-		}
+		a.stopTimer() // it may pace the next attempt by the last one's output
 		a.st.reset()
 		if a.deps.Keeper != nil {
 			// The last attempt's kept output would otherwise be restored
@@ -152,6 +147,13 @@ func (a *Actor) Receive(c *actor.Context) {
 		kit.Send(a.engine, msg.ReplyTo, messages.OutputReset{})
 	case shipped:
 		a.evaluate()
+	}
+}
+
+func (a *Actor) stopTimer() {
+	if a.timer != nil {
+		a.timer.Stop()
+		a.timer = nil
 	}
 }
 

@@ -59,6 +59,7 @@ type harness struct {
 	rec     *recorder
 	out     *output.Log
 	obs     *observer
+	kept    *keeper
 	done    chan struct{}
 	flushed chan struct{}
 }
@@ -96,14 +97,14 @@ func start(t *testing.T, gated bool) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, engine: engine, clock: kit.NewFakeClock(time.Unix(0, 0)), rec: &recorder{},
-		obs: &observer{}, done: make(chan struct{}, 4), flushed: make(chan struct{}, 1)}
+		obs: &observer{}, kept: &keeper{}, done: make(chan struct{}, 4), flushed: make(chan struct{}, 1)}
 	if gated {
 		h.rec.gate, h.rec.arrived = make(chan struct{}), make(chan struct{}, 4)
 	}
 	var pid *actor.PID
 	h.out = output.New(1<<20, 0, func() { kit.Send(engine, pid, messages.OutputAvailable{}) })
 	deps := Deps{Updater: h.rec, Clock: h.clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Observer: h.obs, Settings: Settings{BatchLines: 3, BatchBytes: 1000, BatchInterval: time.Second}}
+		Observer: h.obs, Keeper: h.kept, Settings: Settings{BatchLines: 3, BatchBytes: 1000, BatchInterval: time.Second}}
 	st := NewState("job1", h.out, func() []string { return []string{"exec1"} })
 	pid = engine.Spawn(New(st, deps), "log", kit.SpawnOpts("log", "job1", flushes(h.flushed))...)
 	h.pid = pid
@@ -133,6 +134,25 @@ func (h *harness) expectUpdates(n int) []backend.ExecutionUpdate {
 		h.t.Fatalf("%d updates, want %d", len(got), n)
 	}
 	return got
+}
+
+// keeper holds the last output kept.
+type keeper struct {
+	mu   sync.Mutex
+	last output.Kept
+}
+
+func (k *keeper) SaveOutput(_ string, kept output.Kept) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.last = kept
+	return nil
+}
+
+func (k *keeper) stdout() string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return string(k.last.Streams[output.Stdout].Head) + string(k.last.Streams[output.Stdout].Tail)
 }
 
 // observer counts the secrets masked in what was shipped.
@@ -348,4 +368,30 @@ func TestCappedOutputIsNotPaced(t *testing.T) {
 	n := len(h.rec.snapshot())
 	io.WriteString(w, line+line+line) // 3 lines: a threshold
 	h.expectUpdates(n + 1)
+}
+
+// A retry starts from no kept output: the last attempt's, restored after
+// a restart, would make the next attempt's output skipped by its length.
+func TestResetClearsTheKeptOutput(t *testing.T) {
+	h := start(t, false)
+	fmt.Fprint(h.out.Writer(output.Stdout), "a\nb\nc\n")
+	h.expectUpdates(1)
+	if got := h.kept.stdout(); got != "a\nb\nc\n" {
+		t.Fatalf("kept %q after the first snapshot", got)
+	}
+	reset := make(chan struct{}, 1)
+	replies := h.engine.SpawnFunc(func(c *actor.Context) {
+		if _, ok := kit.Message(c).(messages.OutputReset); ok {
+			reset <- struct{}{}
+		}
+	}, "replies")
+	kit.Send(h.engine, h.pid, messages.ResetOutput{ReplyTo: replies})
+	select {
+	case <-reset:
+	case <-time.After(testenv.Patience):
+		t.Fatal("no OutputReset")
+	}
+	if got := h.kept.stdout(); got != "" {
+		t.Errorf("kept %q after the reset", got)
+	}
 }
