@@ -1,13 +1,13 @@
 // Package ssh runs scripts on remote servers over SSH.
 //
-// A job runs detached on the server: setup uploads the script and its
-// environment into a private spool directory and starts it in its own
-// session, with stdout, stderr and the exit status spooled to files; a
-// follow step streams the spool back from byte offsets. A dropped
-// connection therefore costs nothing on the server: Run returns a
-// retryable error, and a later Run with spec.Resume attaches to the same
-// remote run and continues from the bytes already delivered. The job is
-// never started twice, and its spool is removed once its result is read.
+// A job runs detached on the server: one session (the run step) uploads
+// the script and its environment into a private spool directory, starts it
+// in its own session, with stdout, stderr and the exit status spooled to
+// files, and streams the spool back. A dropped connection therefore costs
+// nothing on the server: Run returns a retryable error, and a later Run
+// with spec.Resume attaches to the same remote run (the follow step) and
+// continues from the bytes already delivered. The job is never started
+// twice, and its spool is removed once its result is read.
 //
 // Connections are pooled per (server, user, credentials), verified against
 // known_hosts or pinned fingerprints, kept alive with a deadline, and

@@ -18,80 +18,115 @@ import (
 // confirm a stopped job before we give up on the session.
 const stopSlack = 10 * time.Second
 
-// follow attaches to the execution's spool and streams it from the
-// delivered offsets until the job ends. found is false when no launched
-// spool exists. After the result is read it tells the server to remove
-// the spool, unless the spec asks to keep it (KeepFinished).
-func (r *remoteRun) follow(ctx context.Context, l *lease) (res executors.Result, found bool, err error) {
+// stepSession is the session of a step that streams a job (run, follow):
+// its stdin carries run's upload, then control's commands; its stdout the
+// frames.
+type stepSession struct {
+	sess  *ssh.Session
+	stdin io.WriteCloser
+	fr    *frameReader
+	diag  limitedBuffer
+}
+
+// startStep starts step over l. The caller ends st.sess with l.endSession.
+func (r *remoteRun) startStep(l *lease, step string, vars [][2]string) (*stepSession, error) {
 	sess, err := l.newSession()
 	if err != nil {
-		return r.res, false, r.lost(err)
+		return nil, r.lost(err)
 	}
-	defer l.endSession(sess)
+	st := &stepSession{sess: sess}
 	stdin, err := sess.StdinPipe()
-	if err != nil {
-		return r.res, false, r.lost(err)
+	if err == nil {
+		var stdout io.Reader
+		if stdout, err = sess.StdoutPipe(); err == nil {
+			sess.Stderr = &st.diag
+			cmd, sync := remoteCommand(vars, step)
+			st.stdin, st.fr = stdin, newFrameReader(stdout, sync)
+			err = sess.Start(cmd)
+		}
 	}
-	stdout, err := sess.StdoutPipe()
 	if err != nil {
-		return r.res, false, r.lost(err)
+		l.endSession(sess)
+		return nil, r.lost(err)
 	}
-	var diag limitedBuffer
-	sess.Stderr = &diag
+	return st, nil
+}
+
+// follow attaches to the execution's spool and streams it from the
+// delivered offsets until the job ends. found is false when no launched
+// spool exists.
+func (r *remoteRun) follow(ctx context.Context, l *lease) (res executors.Result, found bool, err error) {
 	vars := append(spoolVars(r.e.opts, r.tag), [2]string{"o", fmt.Sprint(r.t.stdout)}, [2]string{"e", fmt.Sprint(r.t.stderr)})
-	cmd, sync := remoteCommand(vars, "follow")
-	if err := sess.Start(cmd); err != nil {
-		return r.res, false, r.lost(err)
+	st, err := r.startStep(l, "follow", vars)
+	if err != nil {
+		return r.res, false, err
 	}
-	fr := newFrameReader(stdout, sync)
-	first, err := fr.next()
+	defer l.endSession(st.sess)
+	first, err := st.fr.next()
 	switch {
 	case err != nil:
-		return r.res, false, r.helperFailed(sess, err, &diag)
+		return r.res, false, r.helperFailed(st, err)
 	case first.kind == 'N':
 		return r.res, false, nil
 	case first.kind == 'F':
 		return r.res, true, fmt.Errorf("%w: %s: %s", executors.ErrNotResumable, r.t.srv.Label(), first.args[0])
-	case first.kind != 'A' || len(first.args) != 2:
-		return r.res, true, fmt.Errorf("%w: %s: unexpected first frame%s", ErrRemote, r.t.srv.Label(), diag.suffix())
+	}
+	return r.attached(ctx, st, first)
+}
+
+// attached streams a job whose spool st's step attached to (first is its
+// A frame) until the job ends. After the result is read it tells the
+// server to remove the spool, unless the spec asks to keep it
+// (KeepFinished).
+func (r *remoteRun) attached(ctx context.Context, st *stepSession, first frame) (res executors.Result, found bool, err error) {
+	if first.kind != 'A' || len(first.args) != 2 {
+		return r.res, true, fmt.Errorf("%w: %s: unexpected first frame%s", ErrRemote, r.t.srv.Label(), st.diag.suffix())
 	}
 	elapsed, _ := strconv.Atoi(first.args[1])
 	elapsed = max(elapsed, 0) // a server clock that stepped back
 	r.res.Timings.SetupCompleted = time.Now()
 	r.res.Timings.ExecStarted = time.Now().Add(-time.Duration(elapsed) * time.Second)
-	ctl := startControl(ctx, sess, stdin, r.backstop(), r.e.opts.StopGrace+stopSlack)
+	ctl := startControl(ctx, st.sess, st.stdin, r.backstop(), r.e.opts.StopGrace+stopSlack)
 	defer ctl.close()
-	x, err := r.stream(fr)
+	x, err := r.stream(st.fr)
 	if err != nil {
-		return r.interrupted(ctx, sess, err)
+		return r.interrupted(ctx, st.sess, err)
 	}
 	r.finish(x)
 	if r.spec.KeepFinished {
 		// The spool stays, result and all, for the caller's Abandon once
 		// the result is kept: a process killed before that follows it
 		// again. Closing the session ends the follow step on the server.
-		_ = sess.Close()
+		_ = st.sess.Close()
 		return r.res, true, nil
 	}
-	r.cleanup(ctl, sess)
+	r.cleanup(ctl, st.sess)
 	return r.res, true, nil
 }
 
-// helperFailed answers a follow step that ended before its first frame.
-// If the helper itself exited (no /bin/sh, fork failures) its stderr says
-// why; the error stays retryable, since the job may be running.
-func (r *remoteRun) helperFailed(sess *ssh.Session, err error, diag *limitedBuffer) error {
+// helperFailed answers a step that ended before its first frame. If the
+// helper itself exited (no /bin/sh, fork failures) its stderr says why;
+// the error stays retryable, since the job may be running.
+func (r *remoteRun) helperFailed(st *stepSession, err error) error {
+	if werr := exitOf(st.sess); errors.As(werr, new(*ssh.ExitError)) {
+		return executors.Retryable(fmt.Errorf("%w: %s: the follow step failed: %v%s",
+			ErrRemote, r.t.srv.Label(), werr, st.diag.suffix()))
+	}
+	return r.lost(err)
+}
+
+// exitOf waits a moment for the end of a step whose output ended: an
+// *ssh.ExitError says the remote helper itself failed, nil (also when the
+// step did not end in time) points at the connection.
+func exitOf(sess *ssh.Session) error {
 	waited := make(chan error, 1)
 	go func() { waited <- sess.Wait() }()
 	select {
-	case werr := <-waited:
-		if errors.As(werr, new(*ssh.ExitError)) {
-			return executors.Retryable(fmt.Errorf("%w: %s: the follow step failed: %v%s",
-				ErrRemote, r.t.srv.Label(), werr, diag.suffix()))
-		}
+	case err := <-waited:
+		return err
 	case <-time.After(time.Second):
+		return nil
 	}
-	return r.lost(err)
 }
 
 // backstop fires when the remote watchdog should long have stopped a job

@@ -9,7 +9,7 @@ import (
 	"strings"
 )
 
-// frame is one message of the remote follow step (see remote.sh):
+// frame is one message of the remote run and follow steps (see remote.sh):
 //
 //	A <dir> <elapsed s>   attached to the spool; the job started elapsed ago
 //	N                     no launched spool exists for this execution
@@ -18,7 +18,7 @@ import (
 //	H                     heartbeat while the job is silent
 //	X <status> <how> ...  the job ended: how is exit, timeout, cancelled;
 //	                      then its cost, as key=value words (parseCost)
-//	S <dir>               (setup) the job was launched
+//	S <dir>               (run, setup) the job was launched
 //	C <name> <execution>  (dangling) an ended spool of this orchestrator
 //	R <name>              (sweep) the spool was removed
 //	D                     (abandon, dangling, sweep) done

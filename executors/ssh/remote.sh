@@ -15,6 +15,8 @@
 #   wpid pgid start      the wrapper's pid, the job's process group and its
 #                        start time (epoch s)
 #   out err              the job's stdout and stderr
+#   fpid                 the pid of the last follow to attach, woken by the
+#                        wrapper when status appears (see doze)
 #   stop.lock stopped    first stop reason wins; "exit" when none
 #   cost times           what the job used (see cost), written before status
 #   status               the job's exit status, written last, atomically
@@ -26,6 +28,9 @@
 
 # d is the spool when this runs as lib.sh; the client's steps set it.
 d=${0%/lib.sh}
+
+# A fork costs milliseconds on a small server and a job runs several steps'
+# worth of them: files are read with the read builtin, not cat.
 
 # nap sleeps without holding the session's pipes open. Fractional sleep is
 # GNU and busybox, not POSIX: fall back to whole seconds.
@@ -65,13 +70,16 @@ attach() {
 	[ -n "$d" ]
 }
 
-# fence_dir is this execution's fence, when $tag names one execution.
-fence_dir() { printf '%s' "$base/.cronium-$tag.fence"; }
+# fence_dir sets f to this execution's fence, when $tag names one
+# execution.
+fence_dir() { f=$base/.cronium-$tag.fence; }
 
-# fences counts the follows that fenced this execution so far.
+# fences sets nf to the number of follows that fenced this execution so
+# far. (Variables, not output: a command substitution forks.)
 fences() {
-	set -- "$(fence_dir)"/*
-	[ -e "$1" ] && printf '%s' $# || printf 0
+	fence_dir
+	set -- "$f"/*
+	[ -e "$1" ] && nf=$# || nf=0
 }
 
 # fence records a follow before it looks for the spool. A setup whose
@@ -81,15 +89,17 @@ fences() {
 # finds it (launched: followed, not launched: claimed). So one launch at
 # most, whatever the order.
 fence() {
-	f=$(fence_dir)
+	fence_dir
 	mkdir "$f" 2>/dev/null
 	[ -d "$f" ] && [ ! -L "$f" ] && [ -O "$f" ] || return 0
-	k=$(($(fences) + 1))
+	fences
+	k=$((nf + 1))
 	until mkdir "$f/$k" 2>/dev/null; do k=$((k + 1)); done
 }
 
 pgid() {
-	pg=$(cat "$d/pgid" 2>/dev/null)
+	pg=
+	read -r pg 2>/dev/null <"$d/pgid"
 	case $pg in '' | *[!0-9]*) return 1 ;; esac
 }
 
@@ -134,7 +144,8 @@ setup() {
 	d=
 	um=$(umask)
 	umask 077
-	g0=$(fences)
+	fences
+	g0=$nf
 	[ -d "$base" ] || fail "spool directory $base does not exist on the server"
 	IFS= read -r envb64 || fail "upload failed"
 	IFS= read -r helpersb64 || fail "upload failed"
@@ -143,12 +154,14 @@ setup() {
 	printf '%s\n' "$p" >"$d/lib.sh"
 	printf '%s' "$envb64" | base64 -d >"$d/env" || fail "environment upload failed"
 	[ -z "$helpersb64" ] || install_helpers || fail "helpers upload failed"
-	cat >"$d/$script" || fail "upload failed"
+	# Exactly the script: in the run step stdin stays open for control.
+	head -c "$nscript" >"$d/$script" || fail "upload failed"
 	n=$(wc -c <"$d/$script")
 	[ "$n" -eq "$nscript" ] || fail "upload truncated ($n of $nscript bytes)"
 	: >"$d/out"
 	: >"$d/err"
-	[ "$(fences)" = "$g0" ] || fail "setup superseded by a resumed run"
+	fences
+	[ "$nf" = "$g0" ] || fail "setup superseded by a resumed run"
 	date +%s >"$d/launch_at"
 	mkdir "$d/launched" 2>/dev/null || fail "spool was claimed by a resumed run"
 	setsid /bin/sh "$d/lib.sh" wrap "$um" </dev/null >/dev/null 2>&1 &
@@ -184,7 +197,7 @@ wrap() {
 	[ -n "$wd" ] && kill -s TERM -- "-$wd" 2>/dev/null
 	mkdir "$d/stop.lock" 2>/dev/null
 	kill_group
-	printf '%s\n' "$st" >"$d/status.tmp" && cost && mv -f "$d/status.tmp" "$d/status"
+	printf '%s\n' "$st" >"$d/status.tmp" && cost && mv -f "$d/status.tmp" "$d/status" && wake
 }
 
 # cost writes what the job's processes used to $d/cost, for the end frame
@@ -193,7 +206,8 @@ wrap() {
 # process. perl (in every Debian, 4 ms to start) or else python3 (25 ms)
 # takes this shell's place, so that the children it reaped are its own;
 # its command line still names lib.sh (see wrapper_gone), and it publishes
-# status.tmp itself (if it dies first, lost_wrapper does). Without either,
+# status.tmp and wakes the follow itself (if it dies first, lost_wrapper
+# publishes). Without either,
 # the shell's times: CPU only.
 cost() {
 	command -v perl >/dev/null 2>&1 && exec perl -e "$cost_pl" "$d/lib.sh" "$d"
@@ -215,16 +229,22 @@ if ($arch && syscall($nr{$arch}, -1, $b) == 0 && (@r = unpack("l!5", $b))) {
 	$c = sprintf("cpu=%.3f rss=%d", $r[0] + $r[2] + ($r[1] + $r[3]) / 1e6, $r[4] * 1024);
 }
 if (open(my $f, ">", "$d/cost")) { print $f "$c\n"; close $f; }
-rename("$d/status.tmp", "$d/status");'
+rename("$d/status.tmp", "$d/status");
+if (open(my $p, "<", "$d/fpid")) { my $f = <$p>; kill("WINCH", $1) if defined $f && $f =~ /^(\d+)$/; }'
 
-cost_py='import os, resource as r, sys
+cost_py='import os, resource as r, signal, sys
 d = sys.argv[2]
 try:
 	u = r.getrusage(r.RUSAGE_CHILDREN)
 	with open(d + "/cost", "w") as f:
 		f.write("cpu=%.3f rss=%d\n" % (u.ru_utime + u.ru_stime, u.ru_maxrss * 1024))
 finally:
-	os.rename(d + "/status.tmp", d + "/status")'
+	os.rename(d + "/status.tmp", d + "/status")
+	try:
+		with open(d + "/fpid") as f:
+			os.kill(int(f.read()), signal.SIGWINCH)
+	except Exception:
+		pass'
 
 # watchdog enforces the timeout on the server, so it holds while the
 # orchestrator is disconnected. A sleep without fractions gets whole
@@ -267,7 +287,8 @@ job() {
 # elapsed prints the seconds since the job started; 0 while the wrapper is
 # still writing its start time.
 elapsed() {
-	s=$(cat "$d/start" 2>/dev/null)
+	s=
+	read -r s 2>/dev/null <"$d/start"
 	case $s in
 	'' | *[!0-9]*) printf 0 ;;
 	*) printf '%s' $(($(date +%s) - s)) ;;
@@ -278,7 +299,8 @@ elapsed() {
 # write its pid, unless it never started. /proc tells the wrapper from a
 # process that reused its pid.
 wrapper_gone() {
-	w=$(cat "$d/wpid" 2>/dev/null)
+	w=
+	read -r w 2>/dev/null <"$d/wpid"
 	case $w in '' | *[!0-9]*)
 		never_started
 		return
@@ -296,7 +318,8 @@ wrapper_gone() {
 # starting the wrapper leaves a launched spool nothing will finish. A minute
 # after the launch, a wrapper with no pid was never started.
 never_started() {
-	la=$(cat "$d/launch_at" 2>/dev/null)
+	la=
+	read -r la 2>/dev/null <"$d/launch_at"
 	case $la in '' | *[!0-9]*) return 1 ;; esac
 	[ $(($(date +%s) - la)) -gt 60 ]
 }
@@ -323,7 +346,8 @@ control() {
 			# A relay still shutting down may add a file as rm walks the
 			# spool (rm then fails on a directory not empty): try again.
 			n=0
-			until rm -rf -- "$d" "$(fence_dir)" 2>/dev/null || [ $n -ge 20 ]; do
+			fence_dir
+			until rm -rf -- "$d" "$f" 2>/dev/null || [ $n -ge 20 ]; do
 				nap 0.1
 				n=$((n + 1))
 			done
@@ -334,10 +358,8 @@ control() {
 	kill -s TERM $$ 2>/dev/null
 }
 
-# follow streams the spool from byte offsets $o and $e as frames:
-#   A dir elapsed | O n + n bytes | E n + n bytes | H | X status how
-# then waits for "done" to remove the spool. X ends with the cost, when the
-# wrapper measured one: cpu=<s> rss=<bytes>, or utime=<times> stime=<times>.
+# follow finds the launched spool of a job started earlier (a resumed run)
+# and streams it (see stream), or prints N when there is none.
 follow() {
 	umask 077
 	fence
@@ -345,8 +367,20 @@ follow() {
 		printf 'N\n'
 		exit 0
 	}
+	stream "$(elapsed)"
+}
+
+# stream ($1: seconds since the job started) streams the spool $d from byte
+# offsets $o and $e as frames:
+#   A dir elapsed | O n + n bytes | E n + n bytes | H | X status how
+# then waits for "done" to remove the spool. X ends with the cost, when the
+# wrapper measured one: cpu=<s> rss=<bytes>, or utime=<times> stime=<times>.
+stream() {
 	cd -- "$d" || fail "cannot enter $d"
-	printf 'A %s %s\n' "$d" "$(elapsed)"
+	printf 'A %s %s\n' "$d" "$1"
+	woke=0
+	trap 'woke=1' WINCH
+	printf '%s\n' "$$" >fpid
 	exec 3<&0
 	control &
 	rd=$!
@@ -371,16 +405,15 @@ follow() {
 			moved=1
 		fi
 		[ $fin = 1 ] && break
-		# Poll fast right after start and while output flows (short jobs
-		# end within a few polls), then back off to 0.5s and a heartbeat
-		# while the job is silent.
-		[ $moved = 1 ] && i=5 || i=$((i + 1))
+		# The job's end wakes us (see doze): polls are for its output,
+		# every 50 ms while it flows, backing off to 0.5s and a heartbeat
+		# while the job is silent. Each costs forks that a small server's
+		# job would feel.
+		[ $moved = 1 ] && i=0 || i=$((i + 1))
 		case $i in
-		0 | 1 | 2 | 3 | 4) t=0.01 ;;
-		5 | 6 | 7) t=0.02 ;;
-		8 | 9) t=0.05 ;;
-		10 | 11) t=0.1 ;;
-		12 | 13) t=0.2 ;;
+		0 | 1 | 2 | 3) t=0.05 ;;
+		4 | 5) t=0.1 ;;
+		6 | 7) t=0.2 ;;
 		*)
 			t=0.5
 			printf 'H\n'
@@ -388,12 +421,55 @@ follow() {
 			[ $((hb % 4)) = 0 ] && lost_wrapper
 			;;
 		esac
-		nap $t
+		doze $t
 	done
+	st=
+	read -r st <status
 	how=exit
-	[ -f stopped ] && how=$(cat stopped)
-	printf 'X %s %s %s\n' "$(cat status)" "$how" "$(cat cost 2>/dev/null)"
+	[ -f stopped ] && read -r how <stopped
+	c=
+	[ -f cost ] && read -r c <cost
+	printf 'X %s %s %s\n' "$st" "${how:-exit}" "$c"
 	wait $rd
+}
+
+# doze naps in the background, so that the wrapper's WINCH (see wake) ends
+# the wait as soon as the job's status appears: a short job's end is seen
+# at once, not at the next poll (the trap runs once a foreground command
+# ends, or ends the wait builtin). WINCH, because its default action is to
+# ignore it, should fpid name a process that reused the pid of a follow
+# gone long ago.
+doze() {
+	sleep "$1" </dev/null >/dev/null 2>&1 &
+	# A WINCH during the loop's own commands set woke: no wait then. A
+	# sleep without fractions fails at once (status 1): nap instead.
+	if [ "$woke" != 1 ]; then
+		wait $!
+		[ $? = 1 ] && [ "$woke" != 1 ] && nap "$1"
+	fi
+	[ "$woke" = 1 ] && kill $! 2>/dev/null
+	woke=0
+	return 0
+}
+
+# wake tells the follow that attached last that status is there.
+wake() {
+	fp=
+	read -r fp 2>/dev/null <"$d/fpid"
+	case $fp in '' | *[!0-9]*) return 0 ;; esac
+	kill -s WINCH "$fp" 2>/dev/null
+	return 0
+}
+
+# run is setup and follow in one session, the way every job starts: it
+# launches the job and streams it at once, with no second session, fence or
+# search for the spool (no other follow can be waiting for a spool that did
+# not exist yet). Stdin carries setup's upload, then control's commands: the
+# client sends none before it has read S.
+run() {
+	setup
+	o=0 e=0
+	stream 0
 }
 
 # relay carries the job's runtime helper calls: R, then the helpers'

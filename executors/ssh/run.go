@@ -93,16 +93,7 @@ func (e *Executor) runTarget(ctx context.Context, spec executors.Spec, t *target
 	if ctx.Err() != nil {
 		return r.notStarted(ctx)
 	}
-	if err := r.setup(l); err != nil {
-		return r.res, err
-	}
-	stopRelay := r.startRelay(ctx)
-	res, found, err := r.follow(ctx, l)
-	stopRelay()
-	if !found && err == nil {
-		err = fmt.Errorf("%w: %s: the spool disappeared right after launch", ErrRemote, t.srv.Label())
-	}
-	return res, err
+	return r.launch(ctx, l)
 }
 
 // sessionsAtOnce is how many sessions a Run of spec holds open at once (its
@@ -158,22 +149,39 @@ func (r *remoteRun) lost(err error) error {
 		r.t.srv.Label(), r.t.executionID, err))
 }
 
-// setup makes the spool, uploads the job and launches it detached. A
-// failure after the upload began is retryable: the job may have started,
-// and a resumed run finds it (or finds that it did not).
-func (r *remoteRun) setup(l *lease) error {
+// launch uploads the job, launches it detached and streams it, over one
+// session (the run step: setup, then follow's stream). A failure after the
+// upload began and before the server confirmed the launch is retryable: the
+// job may have started, and a resumed run finds it (or finds that it did
+// not).
+func (r *remoteRun) launch(ctx context.Context, l *lease) (executors.Result, error) {
 	bundle, vars := r.bundle()
-	sess, err := l.newSession()
+	st, err := r.startStep(l, "run", vars)
 	if err != nil {
-		return r.lost(err)
+		return r.res, err
 	}
-	defer l.endSession(sess)
-	stdout, diag := limitedBuffer{max: stepOutputMax}, limitedBuffer{}
-	sess.Stdin = bytes.NewReader(bundle)
-	sess.Stdout, sess.Stderr = &stdout, &diag
-	cmd, sync := remoteCommand(vars, "setup")
-	runErr := sess.Run(cmd)
-	fr, err := newFrameReader(strings.NewReader(stdout.String()), sync).next()
+	defer l.endSession(st.sess)
+	// A step that failed early stops reading: its frames say why, the
+	// write's error would not.
+	_, werr := st.stdin.Write(bundle)
+	first, err := st.fr.next()
+	if err := r.launched(st, first, err, werr); err != nil {
+		return r.res, err
+	}
+	stopRelay := r.startRelay(ctx)
+	defer stopRelay()
+	next, err := st.fr.next()
+	if err != nil {
+		res, _, err := r.interrupted(ctx, st.sess, err)
+		return res, err
+	}
+	res, _, err := r.attached(ctx, st, next)
+	return res, err
+}
+
+// launched checks the run step's first frame (or the error reading it,
+// and the upload's): the server's word that it launched the job.
+func (r *remoteRun) launched(st *stepSession, fr frame, err, uploadErr error) error {
 	switch {
 	case err == nil && fr.kind == 'S':
 		r.e.launched.Store(r.t.executionID, struct{}{})
@@ -181,17 +189,18 @@ func (r *remoteRun) setup(l *lease) error {
 		r.log.Debug("ssh: job launched", "spool", strings.Join(fr.args, " "))
 		return nil
 	case err == nil && fr.kind == 'F':
-		return fmt.Errorf("%w: %s: %s%s", ErrRemote, r.t.srv.Label(), fr.args[0], diag.suffix())
-	case errors.As(runErr, new(*ssh.ExitError)):
+		return fmt.Errorf("%w: %s: %s%s", ErrRemote, r.t.srv.Label(), fr.args[0], st.diag.suffix())
+	case err == nil:
+		return fmt.Errorf("%w: %s: setup said %q%s", ErrRemote, r.t.srv.Label(), string(fr.kind), st.diag.suffix())
+	case errors.Is(err, ErrRemote):
+		return fmt.Errorf("ssh: %s: setup: %w%s", r.t.srv.Label(), err, st.diag.suffix())
+	}
+	if werr := exitOf(st.sess); errors.As(werr, new(*ssh.ExitError)) {
 		// The helper ran and failed before launching (no /bin/sh, no
 		// base64): retrying will not help.
-		return fmt.Errorf("%w: %s: %v%s", ErrRemote, r.t.srv.Label(), runErr, diag.suffix())
-	case runErr != nil:
-		return r.lost(runErr)
-	case errors.Is(err, ErrRemote):
-		return fmt.Errorf("ssh: %s: setup: %w%s", r.t.srv.Label(), err, diag.suffix())
+		return fmt.Errorf("%w: %s: %v%s", ErrRemote, r.t.srv.Label(), werr, st.diag.suffix())
 	}
-	return fmt.Errorf("%w: %s: setup said %q%s", ErrRemote, r.t.srv.Label(), truncate(stdout.String(), 200), diag.suffix())
+	return r.lost(cmp.Or(uploadErr, err))
 }
 
 // bundle is what setup reads from stdin: the environment file as one
