@@ -21,6 +21,10 @@
 #   cost times           what the job used (see cost), written before status
 #   status               the job's exit status, written last, atomically
 #
+# A fork costs milliseconds on a small server and every job pays for each
+# one in its steps: files are read with the read builtin, not cat, and
+# helpers set variables rather than print into a command substitution.
+#
 # Beside the spools, $base/.cronium-<job>.<execution>.fence/ (hidden, so that
 # no spool pattern matches it) holds one entry
 # per follow of that execution (see fence): a setup that began before a
@@ -28,9 +32,6 @@
 
 # d is the spool when this runs as lib.sh; the client's steps set it.
 d=${0%/lib.sh}
-
-# A fork costs milliseconds on a small server and a job runs several steps'
-# worth of them: files are read with the read builtin, not cat.
 
 # nap sleeps without holding the session's pipes open. Fractional sleep is
 # GNU and busybox, not POSIX: fall back to whole seconds.

@@ -122,9 +122,7 @@ func TestSetupFailureRemovesSpool(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer l.endSession(sess)
-			vars := append(spoolVars(e.opts, spoolTag(spec.JobID, spec.ExecutionID)),
-				jobVars(executors.Bash, "", "script.sh", 0)...)
-			vars = append(vars, [2]string{"nscript", strconv.Itoa(tc.nscript)})
+			vars := setupStepVars(e, spoolTag(spec.JobID, spec.ExecutionID), tc.nscript)
 			sess.Stdin = strings.NewReader(tc.stdin)
 			cmd, sync := remoteCommand(vars, "setup")
 			out, _ := sess.Output(cmd) // exits 3
@@ -135,6 +133,13 @@ func TestSetupFailureRemovesSpool(t *testing.T) {
 			assertNoSpool(t, s, spec)
 		})
 	}
+}
+
+// setupStepVars are the setup step's variables for a Bash script of
+// nscript bytes, as tests that run the step alone pass them.
+func setupStepVars(e *Executor, tag string, nscript int) [][2]string {
+	vars := append(spoolVars(e.opts, tag), jobVars(executors.Bash, "", "script.sh", 0)...)
+	return append(vars, [2]string{"nscript", strconv.Itoa(nscript)})
 }
 
 func TestSpoolIsPrivate(t *testing.T) {
@@ -265,9 +270,7 @@ func TestLateSetupNeverLaunchesAfterAResumedFollow(t *testing.T) {
 	late.Stdin = upload
 	var lateOut bytes.Buffer
 	late.Stdout = &lateOut
-	vars := append(spoolVars(e.opts, tag), jobVars(executors.Bash, "", "script.sh", 0)...)
-	vars = append(vars, [2]string{"nscript", strconv.Itoa(len(script))})
-	cmd, sync := remoteCommand(vars, "setup")
+	cmd, sync := remoteCommand(setupStepVars(e, tag, len(script)), "setup")
 	if err := late.Start(cmd); err != nil {
 		t.Fatal(err)
 	}

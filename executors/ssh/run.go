@@ -259,10 +259,6 @@ func orDiscard(w io.Writer) io.Writer {
 	return w
 }
 
-// stepOutputMax bounds what is kept of a short remote step's stdout
-// (setup, abandon): login shell noise, the sync line and one frame.
-const stepOutputMax = maxNoise + 64 + maxHeader + 1
-
 // limitedBuffer keeps the first max bytes (4 KiB if max is 0) written to
 // it: a short step's output, or the remote helper's own diagnostics, for
 // error messages. x/crypto copies a session's stderr from its own

@@ -5,12 +5,10 @@ import (
 	"context"
 	"encoding/base64"
 	"io"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/cronium/orchestrator/executors"
 	"github.com/cronium/orchestrator/internal/testenv"
 )
 
@@ -42,10 +40,8 @@ func TestJobEndWakesTheFollow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vars := append(spoolVars(e.opts, tag), jobVars(executors.Bash, "", "script.sh", 0)...)
-	vars = append(vars, [2]string{"nscript", strconv.Itoa(len(script))})
 	setup.Stdin = strings.NewReader(base64.StdEncoding.EncodeToString(envFile(nil)) + "\n\n" + script)
-	cmd, sync := remoteCommand(vars, "setup")
+	cmd, sync := remoteCommand(setupStepVars(e, tag, len(script)), "setup")
 	out, err := setup.Output(cmd)
 	l.endSession(setup)
 	if f, ferr := newFrameReader(bytes.NewReader(out), sync).next(); err != nil || ferr != nil || f.kind != 'S' {
