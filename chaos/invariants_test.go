@@ -2,7 +2,6 @@ package chaos_test
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/cronium/orchestrator/embedded"
 	"github.com/cronium/orchestrator/internal/testenv"
+	"github.com/cronium/orchestrator/journal"
 )
 
 // checkJobs checks every job ended once, honestly, and that each one that
@@ -104,7 +104,7 @@ func firstLine(s string, max int) string {
 
 // checkNothingLeft: no job container, no remote process or spool, no
 // journal entry outlives the jobs.
-func checkNothingLeft(t *testing.T, id string, sshd *testenv.SSHD, journal string, v *violations) {
+func checkNothingLeft(t *testing.T, id string, sshd *testenv.SSHD, dir string, v *violations) {
 	var left string
 	if !waitFor(func() bool {
 		out, err := exec.Command("docker", "ps", "-aq", "--filter", "label=cronium.orchestrator-id="+id).Output()
@@ -122,12 +122,9 @@ func checkNothingLeft(t *testing.T, id string, sshd *testenv.SSHD, journal strin
 		v.add("leftovers", "on the SSH server: %s", left)
 	}
 	if !waitFor(func() bool {
-		entries, err := os.ReadDir(journal)
-		left = ""
-		for _, e := range entries {
-			left += e.Name() + " "
-		}
-		return err == nil && len(entries) == 0
+		ids, err := journal.Pending(dir)
+		left = strings.Join(ids, " ")
+		return err == nil && len(ids) == 0
 	}, time.Minute) {
 		v.add("leftovers", "journal entries: %s", left)
 	}

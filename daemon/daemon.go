@@ -83,7 +83,7 @@ type Daemon struct {
 
 // New builds the daemon. It reads the state directory (for the stable
 // orchestrator id) but starts nothing.
-func New(cfg config.Config, opts Options) (*Daemon, error) {
+func New(cfg config.Config, opts Options) (_ *Daemon, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -110,6 +110,11 @@ func New(cfg config.Config, opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			jobs.Close()
+		}
+	}()
 	var rec supervisor.Recovery
 	if rec.Entries, rec.Unreadable, err = jobs.Load(); err != nil {
 		return nil, err
@@ -247,6 +252,10 @@ func (d *Daemon) Shutdown() error {
 		_ = s.Shutdown(shutdownCtx)
 	}
 	d.executors.close()
+	// Last: a job detached above was journaled before its actor stopped.
+	if cerr := d.journal.Close(); cerr != nil {
+		d.log.Error("could not close the journal", "err", cerr)
+	}
 	d.log.Info("orchestrator stopped")
 	return err
 }

@@ -181,10 +181,17 @@ func TestJournalOwners(t *testing.T) {
 			t.Errorf("owned(%q) = %v, want %v", id, !want, want)
 		}
 	}
+	// An unreadable entry: a torn file of the journal's earlier layout,
+	// moved into the log as it is when the journal opens.
+	j.Close()
 	bad := filepath.Join(dir, hex.EncodeToString([]byte("c"))+".json")
 	if err := os.WriteFile(bad, []byte("{torn"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if j, err = journal.Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
 	if _, err := journalOwners(j)(); err == nil {
 		t.Error("an unreadable entry did not stop the owners being read")
 	}

@@ -3,10 +3,10 @@ package journal
 import (
 	"encoding/hex"
 	"fmt"
-	"os"
 	"path/filepath"
 )
 
+// helpersSuffix names a job's helpers in the earlier layout (see migrate).
 const helpersSuffix = ".helpers"
 
 func (d *Dir) helpersFile(jobID string) string {
@@ -17,7 +17,7 @@ func (d *Dir) helpersFile(jobID string) string {
 // execution's credential, what its script set). It returns once that is
 // durable: the script hears back only then.
 func (d *Dir) SaveHelpers(jobID string, data []byte) error {
-	if err := writeFile(d.path, d.helpersFile(jobID), data, true); err != nil {
+	if err := d.log.append(record{op: opHelpers, jobID: jobID, payload: data}); err != nil {
 		return fmt.Errorf("journal: save helpers of %s: %w", jobID, err)
 	}
 	return nil
@@ -25,6 +25,6 @@ func (d *Dir) SaveHelpers(jobID string, data []byte) error {
 
 // LoadHelpers returns what the job's runtime helpers kept, if anything.
 func (d *Dir) LoadHelpers(jobID string) ([]byte, bool) {
-	data, err := os.ReadFile(d.helpersFile(jobID))
-	return data, err == nil
+	data, ok, err := d.log.read(helpersOf, jobID)
+	return data, ok && err == nil
 }

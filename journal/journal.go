@@ -1,10 +1,11 @@
 // Package journal keeps each running job's progress in the state
 // directory, so that a restarted orchestrator (kill -9, an upgrade, a
-// crash) picks its jobs up instead of losing them: one small JSON file per
-// job, replaced atomically (write, fsync, rename, fsync the directory) at
-// every step recovery needs, and removed when the job has ended.
+// crash) picks its jobs up instead of losing them: a record in an
+// append-only log (see log.go) at every step recovery needs, durable
+// before the step goes on, and a removal when the job has ended. A job's
+// kept output, large and not needed durably, is a file of its own.
 //
-// The files hold the job as the backend sent it, environment values and
+// The log holds the job as the backend sent it, environment values and
 // server credentials included: the directory is 0700 and the files 0600,
 // like the state directory they live in.
 package journal
@@ -18,7 +19,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/cronium/orchestrator/output"
@@ -70,17 +70,24 @@ type Unreadable struct {
 	Err   error
 }
 
-// Dir is a journal directory.
-type Dir struct{ path string }
+// Dir is a journal directory. One process at a time opens it.
+type Dir struct {
+	path string
+	log  *logFile
+}
 
+// suffix names an entry of the earlier layout, a file per job (see
+// migrate).
 const suffix = ".json"
 
 // tmpPattern names a write in progress (see writeFile).
 const tmpPattern = ".tmp-*"
 
-// Open creates the directory if needed. Temporary files of writes that a
-// killed process left unfinished are removed: their entries were never
-// replaced, so nothing in them counts.
+// Open creates the directory if needed and reads the log, cutting off a
+// record that a killed process was writing. Temporary files of writes a
+// killed process left unfinished are removed: nothing in them counts.
+// Entries of the earlier layout move into the log, and kept output of
+// jobs without an entry is removed.
 func Open(path string) (*Dir, error) {
 	if err := os.MkdirAll(path, 0o700); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
@@ -89,10 +96,24 @@ func Open(path string) (*Dir, error) {
 	for _, f := range stale {
 		_ = os.Remove(f)
 	}
-	return &Dir{path: path}, nil
+	l, err := openLog(path)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	d := &Dir{path: path, log: l}
+	if err := d.migrate(); err != nil {
+		l.close()
+		return nil, err
+	}
+	d.sweep()
+	return d, nil
 }
 
-// file names a job's entry by the hex of its id: ids come from the
+// Close waits for a write in progress and closes the log; later saves
+// fail.
+func (d *Dir) Close() error { return d.log.close() }
+
+// file names a job's file by the hex of its id: ids come from the
 // backend and must not choose paths.
 func (d *Dir) file(jobID string) string {
 	return filepath.Join(d.path, hex.EncodeToString([]byte(jobID))+suffix)
@@ -108,21 +129,29 @@ func (d *Dir) Save(e Entry) error {
 	if err != nil {
 		return fmt.Errorf("journal: encode %s: %w", e.JobID, err)
 	}
-	if err := writeFile(d.path, d.file(e.JobID), data, true); err != nil {
+	if err := d.log.append(record{op: opEntry, jobID: e.JobID, payload: data}); err != nil {
 		return fmt.Errorf("journal: save %s: %w", e.JobID, err)
 	}
 	return nil
 }
 
 // Remove deletes the job's entry, kept output and helpers; missing ones
-// are not an error.
+// are not an error. It returns once the removal is durable.
 func (d *Dir) Remove(jobID string) error {
-	for _, f := range []string{d.file(jobID), d.outputFile(jobID), d.helpersFile(jobID)} {
-		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	d.log.mu.Lock()
+	_, e := d.log.entries[jobID]
+	_, h := d.log.helpers[jobID]
+	d.log.mu.Unlock()
+	if e || h {
+		if err := d.log.append(record{op: opRemove, jobID: jobID}); err != nil {
 			return fmt.Errorf("journal: remove %s: %w", jobID, err)
 		}
 	}
-	return syncDir(d.path)
+	// Kept output is not durable: one a crash leaves is swept at Open.
+	if err := os.Remove(d.outputFile(jobID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("journal: remove %s: %w", jobID, err)
+	}
+	return nil
 }
 
 const outputSuffix = ".out"
@@ -159,41 +188,41 @@ func (d *Dir) LoadOutput(jobID string) (k output.Kept, ok bool) {
 }
 
 // Load reads every entry, in job id order. An entry that cannot be read or
-// decoded is returned as Unreadable (with its job id, from the file name)
-// and never stops the others.
+// decoded is returned as Unreadable, with its job id, and never stops the
+// others.
 func (d *Dir) Load() ([]Entry, []Unreadable, error) {
-	files, err := os.ReadDir(d.path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("journal: %w", err)
+	d.log.mu.Lock()
+	ids := make([]string, 0, len(d.log.entries))
+	for id := range d.log.entries {
+		ids = append(ids, id)
 	}
+	d.log.mu.Unlock()
+	sort.Strings(ids)
 	var entries []Entry
 	var bad []Unreadable
-	for _, f := range files {
-		name := f.Name()
-		if f.IsDir() || !strings.HasSuffix(name, suffix) {
-			continue // temporary files of an interrupted Save
+	for _, id := range ids {
+		data, ok, err := d.log.read(entriesOf, id)
+		if !ok {
+			continue // removed meanwhile
 		}
-		raw, err := hex.DecodeString(strings.TrimSuffix(name, suffix))
-		if err != nil {
-			continue // not ours
+		var e Entry
+		if err == nil {
+			e, err = decode(data, id)
 		}
-		jobID := string(raw)
-		e, err := read(filepath.Join(d.path, name), jobID)
 		if err != nil {
-			bad = append(bad, Unreadable{JobID: jobID, Err: err})
+			bad = append(bad, Unreadable{JobID: id, Err: err})
 			continue
 		}
 		entries = append(entries, e)
 	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].JobID < entries[j].JobID })
 	return entries, bad, nil
 }
 
-func read(path, jobID string) (Entry, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return Entry{}, err
-	}
+func entriesOf(l *logFile) map[string]span { return l.entries }
+func helpersOf(l *logFile) map[string]span { return l.helpers }
+
+// decode reads an entry and checks it is one recovery can act on.
+func decode(data []byte, jobID string) (Entry, error) {
 	var e Entry
 	if err := json.Unmarshal(data, &e); err != nil {
 		return Entry{}, fmt.Errorf("corrupt entry: %w", err)

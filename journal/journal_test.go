@@ -62,35 +62,33 @@ func TestSaveLoadRemove(t *testing.T) {
 	}
 }
 
-// TestUnreadableEntries: a truncated or foreign entry is reported with
-// its job id and does not hide the others.
+// TestUnreadableEntries: entries of the earlier layout, a file per job,
+// move into the log when it opens; a truncated or foreign one is reported
+// with its job id and does not hide the others.
 func TestUnreadableEntries(t *testing.T) {
-	d, err := Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Save(entry("good", Running)); err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range []string{"cut", "old", "other", "nojob"} {
-		if err := d.Save(entry(id, Running)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	data, _ := os.ReadFile(d.file("cut"))
+	path := t.TempDir()
+	d := &Dir{path: path}
 	write := func(id, content string) {
 		if err := os.WriteFile(d.file(id), []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	write("cut", string(data[:len(data)/2]))
+	good, _ := json.Marshal(entry("good", Running))
+	good = append(good[:len(good)-1], `,"version":1}`...)
+	write("good", string(good))
+	write("cut", string(good[:len(good)/2]))
 	write("old", `{"version":0,"jobId":"old","stage":"running","job":{}}`)
 	write("other", `{"version":1,"jobId":"good","stage":"running","job":{}}`)
 	write("nojob", `{"version":1,"jobId":"nojob","stage":"running"}`)
 	// Not a journal file name: ignored.
-	if err := os.WriteFile(filepath.Join(d.path, "notes.json"), []byte("x"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(path, "notes.json"), []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	d, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
 	got, bad, err := d.Load()
 	if err != nil {
 		t.Fatal(err)
@@ -106,6 +104,10 @@ func TestUnreadableEntries(t *testing.T) {
 		if !strings.Contains(u.Err.Error(), want[u.JobID]) {
 			t.Errorf("%s: %v, want %q", u.JobID, u.Err, want[u.JobID])
 		}
+	}
+	files, _ := os.ReadDir(path)
+	if len(files) != 2 { // the log and notes.json
+		t.Errorf("files after the move: %v", files)
 	}
 }
 
@@ -141,8 +143,11 @@ func TestKeptOutput(t *testing.T) {
 	if err := d.Remove("j"); err != nil {
 		t.Fatal(err)
 	}
-	if files, _ := os.ReadDir(d.path); len(files) != 0 {
-		t.Fatalf("left after remove: %v", files)
+	if left, err := Pending(d.path); err != nil || len(left) != 0 {
+		t.Fatalf("left after remove: %v (%v)", left, err)
+	}
+	if files, _ := os.ReadDir(d.path); len(files) != 1 {
+		t.Fatalf("files after remove: %v", files)
 	}
 }
 

@@ -86,6 +86,8 @@ type (
 		err error
 	}
 	finalizeTimeout struct{}
+	// begin: the instance's first message to itself (see Receive).
+	begin struct{}
 )
 
 // Actor is one instance of a JobActor; everything that must survive it is
@@ -105,6 +107,9 @@ type Actor struct {
 	resumeTimer   kit.Timer
 	cancelTimer   kit.Timer
 	finalizeTimer kit.Timer
+
+	begun   bool  // begin was handled
+	waiting []any // messages that came before begin, in order
 }
 
 // New returns the producer of a job's actor. The same producer serves
@@ -123,14 +128,40 @@ func New(run *Run, deps Deps, logActor, supervisor *actor.PID) actor.Producer {
 // Receive turns messages into events of the lifecycle. It never blocks:
 // executor runs and backend calls happen in goroutines that answer with
 // messages.
+//
+// An instance begins with a message to itself, not in Started: hollywood
+// runs a new actor's Started in the goroutine that spawned it (the
+// supervisor's), and beginning means a durable journal write. Messages
+// that arrive before begin wait for it, so the lifecycle sees them in the
+// order it always did.
 func (a *Actor) Receive(c *actor.Context) {
 	switch msg := kit.Message(c).(type) {
 	case actor.Started:
 		a.engine, a.self = c.Engine(), c.PID()
-		a.handle(evBegin{})
-		a.awaitInFlight()
+		kit.Send(a.engine, a.self, begin{})
 	case actor.Stopped:
 		a.onStopped()
+	case begin:
+		a.begun = true
+		a.handle(evBegin{})
+		a.awaitInFlight()
+		waiting := a.waiting
+		a.waiting = nil
+		for _, m := range waiting {
+			a.receive(m)
+		}
+	default:
+		if !a.begun {
+			a.waiting = append(a.waiting, msg)
+			return
+		}
+		a.receive(msg)
+	}
+}
+
+// receive turns one message of a begun instance into lifecycle events.
+func (a *Actor) receive(m any) {
+	switch msg := m.(type) {
 	case advance:
 		a.handle(evAdvance{})
 	case stepAnswer:

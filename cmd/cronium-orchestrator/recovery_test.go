@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +22,7 @@ import (
 	"github.com/cronium/orchestrator/embedded"
 	"github.com/cronium/orchestrator/internal/daemontest"
 	"github.com/cronium/orchestrator/internal/testenv"
+	"github.com/cronium/orchestrator/journal"
 	"github.com/cronium/orchestrator/secret"
 )
 
@@ -168,7 +170,7 @@ func (h *runHarness) waitEnded(id string) embedded.JobView {
 		return h.job(id).TerminalUpdates > 0
 	})
 	testenv.Eventually(h.t, time.Minute, "the journal to empty", func() bool {
-		left, err := os.ReadDir(filepath.Join(h.state, "jobs"))
+		left, err := journal.Pending(filepath.Join(h.state, "jobs"))
 		return err == nil && len(left) == 0
 	})
 	return h.job(id)
@@ -307,8 +309,9 @@ func TestSIGTERMDetachesAndTheNextStartReattaches(t *testing.T) {
 	}
 }
 
-// A journal entry truncated on purpose: that job ends failed saying its
-// record was unreadable; the other recovers.
+// An upgrade from the journal's earlier layout, a file per job, with one
+// file truncated: that job ends failed saying its record was unreadable;
+// the other recovers from its file.
 func TestTruncatedJournalEntry(t *testing.T) {
 	h := newRunHarness(t)
 	h.start()
@@ -316,13 +319,30 @@ func TestTruncatedJournalEntry(t *testing.T) {
 	h.waitRunning(a, "line 1\n")
 	h.waitRunning(b, "line 1\n")
 	h.kill9()
-	cut := filepath.Join(h.state, "jobs", hexOf(a)+".json")
-	data, err := os.ReadFile(cut)
+	dir := filepath.Join(h.state, "jobs")
+	j, err := journal.Open(dir)
 	if err != nil {
-		t.Fatalf("journal entry of %s: %v", a, err)
-	}
-	if err := os.WriteFile(cut, data[:len(data)/2], 0o600); err != nil {
 		t.Fatal(err)
+	}
+	entries, _, err := j.Load()
+	j.Close()
+	if err != nil || len(entries) != 2 {
+		t.Fatalf("journal: %d entries, %v", len(entries), err)
+	}
+	if err := os.Remove(filepath.Join(dir, "journal.log")); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		data, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.JobID == a {
+			data = data[:len(data)/2]
+		}
+		if err := os.WriteFile(filepath.Join(dir, hexOf(e.JobID)+".json"), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	h.start()
 	va, vb := h.waitEnded(a), h.waitEnded(b)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cronium/orchestrator/embedded"
 	"github.com/cronium/orchestrator/internal/testenv"
+	"github.com/cronium/orchestrator/journal"
 )
 
 // countedLines prints "line 1".."line n", one every 200 ms.
@@ -125,7 +126,7 @@ func TestKill9ResumesRunningJobs(t *testing.T) {
 	// The journal empties once every job has ended: each entry goes after
 	// the backend has the completion and the job's container is removed.
 	testenv.Eventually(t, time.Minute, "an empty journal", func() bool {
-		left, err := os.ReadDir(filepath.Join(data, "state", "jobs"))
+		left, err := journal.Pending(filepath.Join(data, "state", "jobs"))
 		return err == nil && len(left) == 0
 	})
 }

@@ -1,0 +1,234 @@
+package journal
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Saves made while a write is in progress wait for it and go out together
+// in the next write: 200 saves, 2 fsyncs. The first write is held until
+// the other 199 wait, so the count does not depend on scheduling.
+func TestSavesShareASync(t *testing.T) {
+	d, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var syncs atomic.Int32
+	hold := make(chan struct{})
+	d.log.sync = func(f *os.File) error {
+		if syncs.Add(1) == 1 {
+			<-hold
+		}
+		return f.Sync()
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	save := func(i int) {
+		defer wg.Done()
+		errs <- d.Save(entry(fmt.Sprintf("job-%03d", i), Running))
+	}
+	wg.Add(1)
+	go save(0)
+	waitFor(t, func() bool { return syncs.Load() == 1 })
+	for i := 1; i < 200; i++ {
+		wg.Add(1)
+		go save(i)
+	}
+	waitFor(t, func() bool {
+		d.log.mu.Lock()
+		defer d.log.mu.Unlock()
+		return len(d.log.next.recs) == 199
+	})
+	close(hold)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := syncs.Load(); n != 2 {
+		t.Errorf("%d fsyncs for 200 saves, want 2", n)
+	}
+	d.Close()
+	d, err = Open(d.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if got, bad, _ := d.Load(); len(got) != 200 || len(bad) != 0 {
+		t.Fatalf("%d entries (%d unreadable) after reopening, want 200", len(got), len(bad))
+	}
+}
+
+// A process killed inside a write leaves part of a record at the log's
+// end: Open cuts it off, keeps every record before it, and later saves
+// follow the intact ones.
+func TestOpenRepairsTheLogsEnd(t *testing.T) {
+	path := t.TempDir()
+	d, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "b"} {
+		if err := d.Save(entry(id, Running)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.Close()
+	log := filepath.Join(path, logName)
+	intact, _ := os.ReadFile(log)
+	torn := appendRecord(nil, record{op: opEntry, jobID: "c", payload: []byte(`{"version":1}`)})
+	for _, cut := range []int{3, headerSize, len(torn) - 1} {
+		t.Run(fmt.Sprintf("cut at %d", cut), func(t *testing.T) {
+			if err := os.WriteFile(log, append(bytes.Clone(intact), torn[:cut]...), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			d, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			if data, _ := os.ReadFile(log); !bytes.Equal(data, intact) {
+				t.Fatalf("log is %d bytes after Open, want the %d intact ones", len(data), len(intact))
+			}
+			if err := d.Save(entry("d", Claimed)); err != nil {
+				t.Fatal(err)
+			}
+			d.Close()
+			d, err = Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, bad, _ := d.Load()
+			var ids []string
+			for _, e := range got {
+				ids = append(ids, e.JobID)
+			}
+			if strings.Join(ids, ",") != "a,b,d" || len(bad) != 0 {
+				t.Fatalf("entries %v, unreadable %v", ids, bad)
+			}
+			if err := d.Remove("d"); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	// A flipped bit in the last record fails its checksum: cut off too.
+	data := append(bytes.Clone(intact), torn...)
+	data[len(data)-2] ^= 1
+	if err := os.WriteFile(log, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if left, err := Pending(path); err != nil || strings.Join(left, ",") != "a,b" {
+		t.Fatalf("pending %v (%v), want a,b", left, err)
+	}
+}
+
+// Replacing entries grows the log; past compactMin and compactRatio times
+// the live records it is rewritten with only those, and still reads back
+// the same.
+func TestCompaction(t *testing.T) {
+	path := t.TempDir()
+	d, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := entry("big", Running)
+	big.Job = []byte(`{"id":"big","script":"` + strings.Repeat("x", 64<<10) + `"}`)
+	if err := d.SaveHelpers("big", []byte(`{"token":"t"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Save(entry("small", Claimed)); err != nil {
+		t.Fatal(err)
+	}
+	maxSize := int64(0)
+	for i := range 200 { // 200 × 64 KiB: 12.8 MiB written
+		big.Attempt = i + 1
+		if err := d.Save(big); err != nil {
+			t.Fatal(err)
+		}
+		info, _ := os.Stat(filepath.Join(path, logName))
+		maxSize = max(maxSize, info.Size())
+	}
+	if maxSize > compactMin+(256<<10) {
+		t.Errorf("the log grew to %d bytes, want compaction near %d", maxSize, compactMin)
+	}
+	d.Close()
+	d, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	got, bad, _ := d.Load()
+	if len(got) != 2 || len(bad) != 0 || got[0].JobID != "big" || got[0].Attempt != 200 || got[1].JobID != "small" {
+		t.Fatalf("after compaction: %d entries, %v unreadable, first %s attempt %d", len(got), bad, got[0].JobID, got[0].Attempt)
+	}
+	if h, ok := d.LoadHelpers("big"); !ok || string(h) != `{"token":"t"}` {
+		t.Fatalf("helpers after compaction %q, %v", h, ok)
+	}
+	if _, err := os.Stat(filepath.Join(path, compactName)); err == nil {
+		t.Error("the compaction's file is left")
+	}
+}
+
+// An upgrade from the layout of a file per job: entries and helpers move
+// into the log (their jobs resume), the files go, kept output stays with
+// its entry, and kept output without one is removed.
+func TestOpenMovesTheEarlierLayout(t *testing.T) {
+	path := t.TempDir()
+	old := &Dir{path: path}
+	e := []byte(`{"version":1,"jobId":"a","stage":"running","job":{"id":"a"},"executionId":"exec_a"}`)
+	for name, data := range map[string][]byte{
+		old.file("a"):                  e,
+		old.helpersFile("a"):           []byte(`{"token":"kept"}`),
+		old.outputFile("a"):            []byte(`{"seq":1}`),
+		old.outputFile("gone"):         []byte(`{"seq":1}`),
+		filepath.Join(path, ".tmp-12"): []byte(`{"jobId":"a"`),
+	} {
+		if err := os.WriteFile(name, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	got, bad, _ := d.Load()
+	if len(got) != 1 || got[0].ExecutionID != "exec_a" || len(bad) != 0 {
+		t.Fatalf("entries %+v, unreadable %v", got, bad)
+	}
+	if h, ok := d.LoadHelpers("a"); !ok || string(h) != `{"token":"kept"}` {
+		t.Fatalf("helpers %q, %v", h, ok)
+	}
+	if _, ok := d.LoadOutput("a"); !ok {
+		t.Error("the kept output of a was removed")
+	}
+	var names []string
+	files, _ := os.ReadDir(path)
+	for _, f := range files {
+		names = append(names, f.Name())
+	}
+	if want := filepath.Base(old.outputFile("a")) + " " + logName; strings.Join(names, " ") != want {
+		t.Errorf("files %v, want %s", names, want)
+	}
+}
+
+// waitFor waits for what the test observes; the minute only ends a hang.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatal("condition not met within a minute")
+}
