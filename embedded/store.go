@@ -32,6 +32,7 @@ import (
 type Store struct {
 	db      *sql.DB
 	changes broadcast
+	txq     txQueue // see inTx
 }
 
 // Open opens (creating when needed) the store at path and its schema.
@@ -135,23 +136,6 @@ CREATE TABLE IF NOT EXISTS variables (
 
 // errNotFound: the job, execution, server or variable does not exist.
 var errNotFound = errors.New("not found")
-
-// inTx runs f in one transaction, committed when f returns nil.
-func (s *Store) inTx(ctx context.Context, f func(*sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	if err := f(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	s.changes.notify()
-	return nil
-}
 
 // Event is one internal call (or public action) that touched a job.
 type Event struct {
