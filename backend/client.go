@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -88,7 +89,12 @@ type Client struct {
 	// newBackOff is replaceable so that tests need not wait for real
 	// back-off intervals.
 	newBackOff func() backoff.BackOff
+	lastOK     atomic.Int64 // unix ns of the last 2xx answer (see AnsweredSince)
 }
+
+// AnsweredSince says whether the backend answered a call with success
+// at t or later: it was reachable then, with our token.
+func (c *Client) AnsweredSince(t time.Time) bool { return c.lastOK.Load() >= t.UnixNano() }
 
 // New checks opts and returns a Client. It starts nothing.
 func New(opts Options) (*Client, error) {
@@ -175,7 +181,10 @@ func (c *Client) Format(f fmt.State, _ rune) {
 const idleConnsPerHost = 64
 
 func newTransport() *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
+	t := &http.Transport{Proxy: http.ProxyFromEnvironment}
+	if d, ok := http.DefaultTransport.(*http.Transport); ok { // unless a program replaced it
+		t = d.Clone()
+	}
 	t.MaxIdleConnsPerHost = idleConnsPerHost
 	t.MaxIdleConns = max(t.MaxIdleConns, idleConnsPerHost)
 	return t

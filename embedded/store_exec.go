@@ -47,7 +47,7 @@ func (s *Store) createExecution(ctx context.Context, id, jobID, serverID, server
 	if len(id) > maxExecutionID {
 		return fmt.Errorf("value too long for type character varying(%d)", maxExecutionID)
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		// A duplicate id violates the primary key, an unknown job the
 		// foreign key: both are 500s, as in the real backend.
 		if _, err := tx.ExecContext(ctx, `INSERT INTO executions (id, job_id, server_id, server_name, created_at, updated_at)
@@ -80,7 +80,7 @@ func (u execUpdate) terminal() bool {
 
 func (s *Store) updateExecution(ctx context.Context, id string, u execUpdate, orchID string, now time.Time) (execRecord, error) {
 	var e execRecord
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		e, err = scanExec(tx.QueryRowContext(ctx, `SELECT `+execCols+` FROM executions WHERE id = ?`, id))
 		if errors.Is(err, sql.ErrNoRows) {

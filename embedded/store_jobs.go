@@ -88,7 +88,7 @@ func queryJobs(ctx context.Context, q querier, query string, args ...any) ([]job
 // lost response leaves the jobs claimed).
 func (s *Store) claim(ctx context.Context, orchID string, limit int, now time.Time) ([]jobRecord, error) {
 	var jobs []jobRecord
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		jobs, err = queryJobs(ctx, tx, `UPDATE jobs SET status = 'claimed', orchestrator_id = ?, updated_at = ?
 			WHERE id IN (SELECT id FROM jobs
@@ -127,7 +127,7 @@ var errNotOwner = errors.New("not owner")
 // nothing but the event log.
 func (s *Store) acknowledge(ctx context.Context, id, orchID string, now time.Time) (jobRecord, error) {
 	var j jobRecord
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		if j, err = getJob(ctx, tx, id); err != nil {
 			return err
@@ -153,7 +153,7 @@ type jobEvent struct {
 // update looks at the current status.
 func (s *Store) updateJob(ctx context.Context, id string, now time.Time, ev jobEvent, set string, args ...any) (jobRecord, error) {
 	var j jobRecord
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE jobs SET `+set+`, updated_at = ? WHERE id = ?`,
 			append(args, now.UnixMilli(), id)...)
 		if err != nil {

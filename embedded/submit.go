@@ -162,7 +162,7 @@ func (s *Store) submit(ctx context.Context, r SubmitRequest, now time.Time) (str
 		return "", &invalidError{err}
 	}
 	id := "job_" + randomAlnum(12)
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		// eventId and logId are numbers the real backend takes from its
 		// events and logs tables; the job's sequence number serves here.
 		var seq int64

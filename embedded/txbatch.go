@@ -28,7 +28,7 @@ type txQueue struct {
 
 type txWork struct {
 	ctx  context.Context
-	f    func(*sql.Tx) error
+	f    func(context.Context, *sql.Tx) error
 	done chan error // buffered: the leader never waits on a caller
 }
 
@@ -39,8 +39,11 @@ var errLead = errors.New("embedded: lead the next group")
 const maxGroup = 256
 
 // inTx runs f in a transaction (its own savepoint in a group's), committed
-// when f returns nil; it returns once that commit is done or failed.
-func (s *Store) inTx(ctx context.Context, f func(*sql.Tx) error) error {
+// when f returns nil; it returns once that commit is done or failed. f
+// gets ctx without its cancellation: a statement interrupted by one
+// caller's deadline would roll back the whole group's transaction. A
+// caller whose ctx ended before its turn is not run.
+func (s *Store) inTx(ctx context.Context, f func(context.Context, *sql.Tx) error) error {
 	w := &txWork{ctx: ctx, f: f, done: make(chan error, 1)}
 	q := &s.txq
 	q.mu.Lock()
@@ -66,6 +69,9 @@ func (s *Store) lead() {
 	n := min(len(q.waiting), maxGroup)
 	group := q.waiting[:n:n]
 	q.waiting = q.waiting[n:]
+	if len(q.waiting) == 0 {
+		q.waiting = nil // not to keep the answered ones reachable
+	}
 	q.groups++
 	q.mu.Unlock()
 	s.runGroup(group)
@@ -129,18 +135,26 @@ func (s *Store) runGroup(group []*txWork) {
 type brokenTx struct{ err error }
 
 func (b *brokenTx) Error() string { return b.err.Error() }
+func (b *brokenTx) Unwrap() error { return b.err }
 
-// runSaved runs one caller's f inside a savepoint of tx.
-func runSaved(ctx context.Context, tx *sql.Tx, w *txWork) error {
+// runSaved runs one caller's f inside a savepoint of tx. A panic of f is
+// its error, and breaks the transaction: the leader runs f for a caller
+// and must go on answering the others.
+func runSaved(ctx context.Context, tx *sql.Tx, w *txWork) (err error) {
 	if _, err := tx.ExecContext(ctx, "SAVEPOINT caller"); err != nil {
 		return &brokenTx{fmt.Errorf("savepoint: %w", err)}
 	}
-	if err := w.f(tx); err != nil {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &brokenTx{fmt.Errorf("embedded: a transaction panicked: %v", p)}
+		}
+	}()
+	if err := w.f(context.WithoutCancel(w.ctx), tx); err != nil {
 		if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO caller"); rerr != nil {
-			return &brokenTx{fmt.Errorf("undo a failed call (%v): %w", err, rerr)}
+			return &brokenTx{fmt.Errorf("undo a failed call (%w): %w", err, rerr)}
 		}
 		if _, rerr := tx.ExecContext(ctx, "RELEASE caller"); rerr != nil {
-			return &brokenTx{fmt.Errorf("undo a failed call (%v): %w", err, rerr)}
+			return &brokenTx{fmt.Errorf("undo a failed call (%w): %w", err, rerr)}
 		}
 		return err
 	}

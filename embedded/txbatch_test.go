@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,8 +24,8 @@ func TestQueuedTransactionsShareACommit(t *testing.T) {
 	if _, err := s.db.Exec(`CREATE TABLE t (k TEXT PRIMARY KEY)`); err != nil {
 		t.Fatal(err)
 	}
-	insert := func(k string) func(*sql.Tx) error {
-		return func(tx *sql.Tx) error {
+	insert := func(k string) func(context.Context, *sql.Tx) error {
+		return func(_ context.Context, tx *sql.Tx) error {
 			_, err := tx.Exec(`INSERT INTO t (k) VALUES (?)`, k)
 			return err
 		}
@@ -32,10 +33,10 @@ func TestQueuedTransactionsShareACommit(t *testing.T) {
 	hold, held := make(chan struct{}), make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		if err := s.inTx(t.Context(), func(tx *sql.Tx) error {
+		if err := s.inTx(t.Context(), func(ctx context.Context, tx *sql.Tx) error {
 			close(held)
 			<-hold
-			return insert("first")(tx)
+			return insert("first")(ctx, tx)
 		}); err != nil {
 			t.Error(err)
 		}
@@ -47,8 +48,8 @@ func TestQueuedTransactionsShareACommit(t *testing.T) {
 		wg.Go(func() {
 			f := insert(fmt.Sprint(i))
 			if i == 7 {
-				f = func(tx *sql.Tx) error {
-					if err := insert("7")(tx); err != nil {
+				f = func(ctx context.Context, tx *sql.Tx) error {
+					if err := insert("7")(ctx, tx); err != nil {
 						return err
 					}
 					return failed // after its insert: undone
@@ -91,5 +92,40 @@ func TestQueuedTransactionsShareACommit(t *testing.T) {
 	}
 	if g := s.txq.groups; g != 2 {
 		t.Errorf("%d groups for 51 transactions, want 2", g)
+	}
+}
+
+// A caller's transaction that panics fails its group, not the store: the
+// panic is its caller's error, and the next transaction runs. A caller's
+// context ending while its transaction runs does not reach the
+// statements, which would interrupt the whole group's transaction.
+func TestTransactionPanicAndCancellation(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "store.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.db.Exec(`CREATE TABLE t (k TEXT PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	err = s.inTx(t.Context(), func(context.Context, *sql.Tx) error { panic("boom") })
+	if err == nil || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("a panicking transaction: %v", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	err = s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		cancel()
+		if ctx.Err() != nil {
+			return fmt.Errorf("the statements' context was cancelled with the caller's: %w", ctx.Err())
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO t (k) VALUES ('after')`)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := s.db.QueryRow(`SELECT COUNT(*) FROM t`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d rows (%v), want 1", n, err)
 	}
 }

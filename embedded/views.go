@@ -274,7 +274,7 @@ func (s *Store) Cancel(ctx context.Context, id string) error {
 }
 
 func (s *Store) cancel(ctx context.Context, id string, now time.Time) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		j, err := getJob(ctx, tx, id)
 		if err != nil {
 			return err

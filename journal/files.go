@@ -103,10 +103,16 @@ func (d *Dir) sweep() {
 func Pending(path string) ([]string, error) {
 	ids := map[string]bool{}
 	f, err := os.Open(filepath.Join(path, logName))
+	var info os.FileInfo
+	if err == nil {
+		if info, err = f.Stat(); err != nil {
+			f.Close()
+		}
+	}
 	switch {
 	case err == nil:
 		live := map[string]int{}
-		_, err = scan(f, func(r record, _, _ int64) {
+		_, err = scan(f, info.Size(), func(r record, _, _ int64) {
 			switch r.op {
 			case opEntry:
 				live[r.jobID] |= 1

@@ -1,24 +1,16 @@
 package journal
 
 import (
-	"bufio"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
-	"io"
 	"os"
 	"path/filepath"
 	"sync"
 )
 
-// The journal is one append-only file: a record per change, each framed
-//
-//	uint32 length of body | uint32 CRC-32C of body | body
-//	body: op (1 byte) | uvarint length of job id | job id | payload
-//
-// and made durable by fsync before the change is acknowledged. A record
-// costs one write; saves that arrive while another is being written wait
+// The journal is one append-only file: a record per change (framed as
+// record.go says), made durable by fsync before the change is
+// acknowledged. A record costs one write; saves that arrive while another is being written wait
 // and go out together in the next write, with one fsync for all of them
 // (group commit). One file per job cost a file and a directory fsync per
 // save, which the disk serialises: a few hundred jobs a second at most.
@@ -46,92 +38,7 @@ const (
 	compactRatio = 4
 )
 
-var crcTable = crc32.MakeTable(crc32.Castagnoli)
-
 var errClosed = errors.New("journal: closed")
-
-// record is one change, decoded.
-type record struct {
-	op      op
-	jobID   string
-	payload []byte
-}
-
-// span locates a live record in the file: its payload, and the whole
-// record's size (what compaction would keep of it).
-type span struct {
-	off  int64 // of the payload
-	n    int   // payload bytes
-	size int64 // the whole record
-}
-
-func appendRecord(buf []byte, r record) []byte {
-	var id [binary.MaxVarintLen64]byte
-	idn := binary.PutUvarint(id[:], uint64(len(r.jobID)))
-	bodyLen := 1 + idn + len(r.jobID) + len(r.payload)
-	start := len(buf)
-	buf = binary.LittleEndian.AppendUint32(buf, uint32(bodyLen))
-	buf = binary.LittleEndian.AppendUint32(buf, 0) // the CRC, below
-	buf = append(buf, byte(r.op))
-	buf = append(buf, id[:idn]...)
-	buf = append(buf, r.jobID...)
-	buf = append(buf, r.payload...)
-	crc := crc32.Checksum(buf[start+headerSize:], crcTable)
-	binary.LittleEndian.PutUint32(buf[start+4:], crc)
-	return buf
-}
-
-// scan reads records from r until its end or the first record that is not
-// whole and intact, and returns how many bytes the intact records take.
-// An fsync'd append-only file can only be torn at its end (a write the
-// process or machine died in), so what follows a bad record is that write.
-func scan(r io.Reader, each func(rec record, payloadOff, size int64)) (int64, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	var off int64
-	var hdr [headerSize]byte
-	var body []byte
-	for {
-		if _, err := io.ReadFull(br, hdr[:]); err != nil {
-			if err == io.EOF || err == io.ErrUnexpectedEOF {
-				return off, nil
-			}
-			return off, err
-		}
-		n := binary.LittleEndian.Uint32(hdr[:4])
-		if n < 2 || n > maxBody {
-			return off, nil
-		}
-		body = append(body[:0], make([]byte, n)...)
-		if _, err := io.ReadFull(br, body); err != nil {
-			if err == io.EOF || err == io.ErrUnexpectedEOF {
-				return off, nil
-			}
-			return off, err
-		}
-		if crc32.Checksum(body, crcTable) != binary.LittleEndian.Uint32(hdr[4:]) {
-			return off, nil
-		}
-		rec, head, ok := decodeBody(body)
-		if !ok {
-			return off, nil
-		}
-		size := int64(headerSize) + int64(n)
-		each(rec, off+headerSize+int64(head), size)
-		off += size
-	}
-}
-
-// decodeBody splits a body; head is where its payload starts. The payload
-// aliases body.
-func decodeBody(body []byte) (rec record, head int, ok bool) {
-	o := op(body[0])
-	idLen, k := binary.Uvarint(body[1:])
-	if k <= 0 || idLen == 0 || idLen > uint64(len(body)-1-k) || o < opEntry || o > opRemove {
-		return record{}, 0, false
-	}
-	head = 1 + k + int(idLen)
-	return record{op: o, jobID: string(body[1+k : head]), payload: body[head:]}, head, true
-}
 
 // logFile is the open journal file and the index of its live records.
 // Appends go through batches; at most one goroutine (the leader) writes
@@ -150,8 +57,13 @@ type logFile struct {
 	next    *batch
 	writing bool
 	closed  bool
+	// failed: a write, fsync or compaction failed, so what the file holds
+	// is unknown; no save is acknowledged until the journal is opened
+	// again (a retried fsync may report success for lost data).
+	failed error
 
-	sync func(*os.File) error // (*os.File).Sync; tests count and hold it
+	sync      func(*os.File) error // (*os.File).Sync; tests count and hold it
+	compactAt int64                // no compaction below this size (after one failed)
 }
 
 // batch is records written together with one fsync.
@@ -192,12 +104,17 @@ func openLog(dir string) (*logFile, error) {
 	l := &logFile{dir: dir, f: f, entries: map[string]span{}, helpers: map[string]span{}, next: newBatch(),
 		sync: (*os.File).Sync}
 	l.idle = sync.NewCond(&l.mu)
-	size, err := scan(f, l.index)
+	info, err := f.Stat()
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	if info, err := f.Stat(); err == nil && info.Size() != size {
+	size, err := scan(f, info.Size(), l.index)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if info.Size() != size {
 		if err := f.Truncate(size); err != nil {
 			f.Close()
 			return nil, err
@@ -239,6 +156,16 @@ func (l *logFile) append(recs ...record) error {
 		l.mu.Unlock()
 		return errClosed
 	}
+	if l.failed != nil {
+		l.mu.Unlock()
+		return l.failed
+	}
+	for _, r := range recs {
+		if n := recordSize(r); n > maxBody {
+			l.mu.Unlock()
+			return fmt.Errorf("journal: a record of %d bytes for job %s, over the %d a record may hold", n, r.jobID, maxBody)
+		}
+	}
 	mine := l.next
 	for _, r := range recs {
 		mine.add(r)
@@ -264,9 +191,15 @@ func (l *logFile) lead() {
 	l.mu.Lock()
 	b := l.next
 	l.next = newBatch()
+	b.err = l.failed
 	l.mu.Unlock()
-	b.err = l.write(b)
+	if b.err == nil {
+		b.err = l.write(b)
+	}
 	l.mu.Lock()
+	if b.err != nil && l.failed == nil {
+		l.failed = fmt.Errorf("journal: failed earlier, not written since: %w", b.err)
+	}
 	if b.err == nil {
 		for _, r := range b.recs {
 			l.index(record{op: r.op, jobID: r.jobID, payload: b.buf[r.off : r.off+r.n]}, l.size+int64(r.off), r.size)
@@ -274,14 +207,16 @@ func (l *logFile) lead() {
 		l.size += int64(len(b.buf))
 	}
 	close(b.done)
-	if l.size >= compactMin && l.size >= compactRatio*l.live {
+	if l.failed == nil && l.size >= max(compactMin, l.compactAt) && l.size >= compactRatio*l.live {
 		l.mu.Unlock()
-		err := l.compact()
+		renamed, err := l.compact()
 		l.mu.Lock()
-		if err != nil {
-			// The log stays as it was, whole; compaction waits for it
-			// to grow again.
-			l.live = l.size
+		switch {
+		case err != nil && renamed:
+			l.failed = err
+		case err != nil:
+			// The log is as it was, whole: try again once it has doubled.
+			l.compactAt = 2 * l.size
 		}
 	}
 	if len(l.next.recs) > 0 {
@@ -294,8 +229,9 @@ func (l *logFile) lead() {
 }
 
 // write appends a batch at the end of the intact records and syncs it.
-// Only the leader calls it. A failed write is cut off again, so the next
-// batch does not follow a torn record.
+// Only the leader calls it. A failure fails the log (see failed); the
+// batch is cut off again so that a process that goes on reading does not
+// take it for saved.
 func (l *logFile) write(b *batch) error {
 	if _, err := l.f.WriteAt(b.buf, l.size); err != nil {
 		_ = l.f.Truncate(l.size)
@@ -310,17 +246,18 @@ func (l *logFile) write(b *batch) error {
 
 // compact rewrites the live records into a new file and renames it over
 // the log. Only the leader calls it, without the lock: readers use the
-// old file and index until the swap.
-func (l *logFile) compact() error {
+// old file and index until the swap. renamed says the new file replaced
+// the log: an error after that leaves the log's state unknown.
+func (l *logFile) compact() (renamed bool, err error) {
 	path := filepath.Join(l.dir, compactName)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return err
+		return false, fmt.Errorf("journal: compact: %w", err)
 	}
-	fail := func(err error) error {
+	fail := func(err error) (bool, error) {
 		f.Close()
 		os.Remove(path)
-		return fmt.Errorf("journal: compact: %w", err)
+		return false, fmt.Errorf("journal: compact: %w", err)
 	}
 	nb := newBatch()
 	for _, part := range []struct {
@@ -344,10 +281,11 @@ func (l *logFile) compact() error {
 	if err := os.Rename(path, filepath.Join(l.dir, logName)); err != nil {
 		return fail(err)
 	}
+	// Until the rename is durable, a crash may bring the old file back
+	// without what is appended to the new one.
 	if err := syncDir(l.dir); err != nil {
-		// Renamed but maybe not durably: either file holds every live
-		// record, so the new one is used.
-		_ = err
+		f.Close()
+		return true, fmt.Errorf("journal: compact: sync the directory: %w", err)
 	}
 	entries, helpers := map[string]span{}, map[string]span{}
 	for _, r := range nb.recs {
@@ -362,7 +300,8 @@ func (l *logFile) compact() error {
 	old := l.f
 	l.f, l.size, l.live, l.entries, l.helpers = f, int64(len(nb.buf)), int64(len(nb.buf)), entries, helpers
 	l.mu.Unlock()
-	return old.Close()
+	old.Close()
+	return true, nil
 }
 
 // read returns a payload the index points to. It holds the lock through

@@ -2,6 +2,7 @@ package journal
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -119,6 +120,7 @@ func TestOpenRepairsTheLogsEnd(t *testing.T) {
 			if err := d.Remove("d"); err != nil {
 				t.Fatal(err)
 			}
+			d.Close()
 		})
 	}
 	// A flipped bit in the last record fails its checksum: cut off too.
@@ -129,6 +131,40 @@ func TestOpenRepairsTheLogsEnd(t *testing.T) {
 	}
 	if left, err := Pending(path); err != nil || strings.Join(left, ",") != "a,b" {
 		t.Fatalf("pending %v (%v), want a,b", left, err)
+	}
+}
+
+// A failed fsync fails the save and every later one: what the file holds
+// is unknown until it is opened again, which finds the saves before it.
+func TestFailedSyncFailsTheLog(t *testing.T) {
+	path := t.TempDir()
+	d, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Save(entry("a", Running)); err != nil {
+		t.Fatal(err)
+	}
+	lost := errors.New("EIO")
+	d.log.sync = func(*os.File) error { return lost }
+	if err := d.Save(entry("b", Running)); !errors.Is(err, lost) {
+		t.Fatalf("save with a failing fsync: %v", err)
+	}
+	d.log.sync = (*os.File).Sync
+	if err := d.Save(entry("c", Running)); !errors.Is(err, lost) {
+		t.Fatalf("save after a failed fsync: %v, want the failure again", err)
+	}
+	d.Close()
+	d, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if got, _, _ := d.Load(); len(got) != 1 || got[0].JobID != "a" {
+		t.Fatalf("after reopening: %+v, want a alone", got)
+	}
+	if err := d.Save(entry("c", Running)); err != nil {
+		t.Fatalf("save after reopening: %v", err)
 	}
 }
 

@@ -108,8 +108,7 @@ type Actor struct {
 	cancelTimer   kit.Timer
 	finalizeTimer kit.Timer
 
-	begun   bool  // begin was handled
-	waiting []any // messages that came before begin, in order
+	begun bool // see Receive
 }
 
 // New returns the producer of a job's actor. The same producer serves
@@ -131,32 +130,35 @@ func New(run *Run, deps Deps, logActor, supervisor *actor.PID) actor.Producer {
 //
 // An instance begins with a message to itself, not in Started: hollywood
 // runs a new actor's Started in the goroutine that spawned it (the
-// supervisor's), and beginning means a durable journal write. Messages
-// that arrive before begin wait for it, so the lifecycle sees them in the
-// order it always did.
+// supervisor's), and beginning means a durable journal write. A message
+// that comes before begin (one buffered across a restart, say) begins the
+// instance first, so that the lifecycle sees begin first as it always
+// did; the begin that follows is then ignored. Messages are never held
+// here: a panic leaves them to hollywood's buffer, as before.
 func (a *Actor) Receive(c *actor.Context) {
 	switch msg := kit.Message(c).(type) {
+	case actor.Initialized:
 	case actor.Started:
 		a.engine, a.self = c.Engine(), c.PID()
 		kit.Send(a.engine, a.self, begin{})
 	case actor.Stopped:
 		a.onStopped()
 	case begin:
-		a.begun = true
-		a.handle(evBegin{})
-		a.awaitInFlight()
-		waiting := a.waiting
-		a.waiting = nil
-		for _, m := range waiting {
-			a.receive(m)
-		}
+		a.ensureBegun()
 	default:
-		if !a.begun {
-			a.waiting = append(a.waiting, msg)
-			return
-		}
+		a.ensureBegun()
 		a.receive(msg)
 	}
+}
+
+// ensureBegun begins the instance once.
+func (a *Actor) ensureBegun() {
+	if a.begun {
+		return
+	}
+	a.begun = true
+	a.handle(evBegin{})
+	a.awaitInFlight()
 }
 
 // receive turns one message of a begun instance into lifecycle events.
