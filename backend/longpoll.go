@@ -32,8 +32,9 @@ const (
 // Bounds of the wait a client asks for.
 const (
 	// MaxLongPollWait is the longest wait asked for: an idle poller
-	// polls about twice a minute.
-	MaxLongPollWait = 25 * time.Second
+	// polls about once a minute, and a held request stays under the
+	// 60 s that proxies commonly allow an idle one.
+	MaxLongPollWait = 50 * time.Second
 	// longPollMargin is left between the wait and the request timeout,
 	// for the backend's claim, the answer's trip and a loaded machine.
 	longPollMargin = 5 * time.Second
@@ -43,7 +44,8 @@ const (
 )
 
 // LongPollWait is the wait a client whose requests time out after
-// requestTimeout asks for: MaxLongPollWait, but always longPollMargin
+// requestTimeout, whatever they are, asks for (Poll extends its own
+// attempt's timeout instead): MaxLongPollWait, but always longPollMargin
 // (5s) below the timeout, so that a held poll is never cut by it; 0 (do
 // not hold polls) when that leaves less than a second.
 func LongPollWait(requestTimeout time.Duration) time.Duration {
@@ -64,7 +66,8 @@ type Polled struct {
 
 // Poll is PollJobs asking the backend to hold the request for up to wait
 // until a job is claimable (0: answer at once). The wait is cut to
-// LongPollWait of the request timeout. A backend that does not hold polls
+// MaxLongPollWait, and the attempt may take the wait and a margin beyond
+// it, whatever the request timeout. A backend that does not hold polls
 // answers at once all the same; its answer's MaxWait is 0.
 //
 // As with PollJobs, the claim is committed before the backend answers:
@@ -75,12 +78,15 @@ func (c *Client) Poll(ctx context.Context, batchSize int, wait time.Duration) (P
 		return Polled{}, fmt.Errorf("backend: poll: batch size %d, want at least 1", batchSize)
 	}
 	q := url.Values{"batchSize": {strconv.Itoa(batchSize)}}
-	if wait = min(wait, LongPollWait(c.timeout)); wait > 0 {
+	if wait = min(wait, MaxLongPollWait); wait > 0 {
 		q.Set(QueryWait, FormatWait(wait))
 	}
 	r, err := c.newRequest(http.MethodGet, RouteQueue, "", q, nil)
 	if err != nil {
 		return Polled{}, err
+	}
+	if wait > 0 {
+		r.timeout = wait + longPollMargin // the request timeout is for answers given at once
 	}
 	var p Polled
 	r.answered = func(h http.Header) { p.MaxWait = ParseLongPoll(h.Get(HeaderLongPoll)) }

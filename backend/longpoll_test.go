@@ -10,8 +10,8 @@ func TestLongPollWait(t *testing.T) {
 	tests := []struct {
 		requestTimeout, want time.Duration
 	}{
-		{30 * time.Second, 25 * time.Second}, // the default: one idle poll per 25s
-		{time.Minute, 25 * time.Second},
+		{30 * time.Second, 25 * time.Second},
+		{time.Minute, 50 * time.Second},
 		{10 * time.Second, 5 * time.Second},
 		{6 * time.Second, time.Second},
 		{5900 * time.Millisecond, 0}, // less than a second left: not held
@@ -52,8 +52,21 @@ func TestParseLongPoll(t *testing.T) {
 	}
 }
 
-// Poll sends wait only when asked to, cut below the request timeout, and
-// reports what the answer's header said.
+// A held poll may take longer than the request timeout: its wait and a
+// margin. (Cut at the request timeout, this one would fail.)
+func TestHeldPollOutlastsTheRequestTimeout(t *testing.T) {
+	c, _ := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(1500 * time.Millisecond) // held: past the 1s request timeout, within the 2s wait
+		w.Header().Set(HeaderLongPoll, "30")
+		writeJSON(w, http.StatusOK, `{"jobs":[],"count":0}`)
+	}), func(o *Options) { o.RequestTimeout = time.Second })
+	if _, err := c.Poll(t.Context(), 1, 2*time.Second); err != nil {
+		t.Fatalf("a held poll: %v", err)
+	}
+}
+
+// Poll sends wait only when asked to, cut to MaxLongPollWait, and reports
+// what the answer's header said.
 func TestPollWaitOnTheWire(t *testing.T) {
 	tests := []struct {
 		name        string
@@ -66,8 +79,8 @@ func TestPollWaitOnTheWire(t *testing.T) {
 		{"no wait, backend without long polling", 0, time.Minute, "", "batchSize=2", 0},
 		{"no wait, backend with it", 0, time.Minute, "30", "batchSize=2", 30 * time.Second},
 		{"wait", 25 * time.Second, time.Minute, "30", "batchSize=2&wait=25", 30 * time.Second},
-		{"wait cut below the request timeout", time.Hour, 10 * time.Second, "30", "batchSize=2&wait=5", 30 * time.Second},
-		{"no room below the request timeout", 25 * time.Second, 3 * time.Second, "30", "batchSize=2", 30 * time.Second},
+		{"wait cut to the longest", time.Hour, 10 * time.Second, "30", "batchSize=2&wait=50", 30 * time.Second},
+		{"not cut by the request timeout", 25 * time.Second, 3 * time.Second, "30", "batchSize=2&wait=25", 30 * time.Second},
 		{"fraction", 1500 * time.Millisecond, time.Minute, "", "batchSize=2&wait=1.5", 0},
 	}
 	for _, tt := range tests {

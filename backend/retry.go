@@ -35,6 +35,9 @@ type request struct {
 	// answered, when set, sees the headers of each 2xx answer (before
 	// its body is decoded).
 	answered func(http.Header)
+	// timeout bounds each attempt when longer than the client's: a held
+	// poll's wait and margin.
+	timeout time.Duration
 }
 
 func (c *Client) newRequest(method, route, id string, query url.Values, body any) (*request, error) {
@@ -64,7 +67,7 @@ func (c *Client) newRequestAt(method, route, path string, query url.Values, body
 // attempt performs one HTTP exchange bounded by the per-attempt timeout and
 // decodes a 2xx body into out (when out is non-nil).
 func (c *Client) attempt(ctx context.Context, r *request, out any) error {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	ctx, cancel := context.WithTimeout(ctx, max(c.timeout, r.timeout))
 	defer cancel()
 	// Once headers are written the backend may act on the request, so a
 	// failure after that point is ambiguous; before it, it is not.
@@ -117,6 +120,7 @@ func (c *Client) attempt(ctx context.Context, r *request, out any) error {
 		}
 		return e
 	}
+	c.lastOK.Store(time.Now().UnixNano())
 	if r.answered != nil {
 		r.answered(resp.Header)
 	}

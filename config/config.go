@@ -36,7 +36,7 @@ type Orchestrator struct {
 type API struct {
 	URL             string        `yaml:"url" doc:"Backend origin, e.g. http://localhost:5001 (paths start /api/internal/)"`
 	Token           secret.Value  `yaml:"token" env:"INTERNAL_API_KEY" doc:"Bearer token for the internal API (INTERNAL_API_KEY is accepted too)"`
-	RequestTimeout  time.Duration `yaml:"request_timeout" doc:"Timeout of one HTTP request to the backend; a poll the backend holds waits 5s less, at most 25s"`
+	RequestTimeout  time.Duration `yaml:"request_timeout" doc:"Timeout of one HTTP request to the backend; a poll the backend holds may take its wait (at most 50s) and 5s more"`
 	RetryMaxElapsed time.Duration `yaml:"retry_max_elapsed" doc:"How long one call keeps retrying network errors, 5xx and 429 before giving up"`
 }
 

@@ -18,7 +18,8 @@ import (
 var ErrTokenRejected = errors.New("the backend rejects the API token (401 Unauthorized): check CRONIUM_API_TOKEN or INTERNAL_API_KEY")
 
 // Health probing: each probe is bounded; while the backend answers it is
-// asked again every healthyEvery, while it does not with backoff.
+// asked again every healthyEvery (unless another call was answered
+// meanwhile), while it does not with backoff.
 const (
 	probeTimeout = 5 * time.Second
 	healthyEvery = 30 * time.Second
@@ -74,6 +75,11 @@ func (d *Daemon) backendWatch(ctx context.Context, last error) {
 			t.Stop()
 			return
 		case <-t.C:
+		}
+		// Another call's answer within the interval says as much as a
+		// probe would: an idle daemon's polls are its only traffic then.
+		if last == nil && d.client.AnsweredSince(time.Now().Add(-healthyEvery)) {
+			continue
 		}
 		pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 		err := d.client.Health(pctx)

@@ -283,7 +283,7 @@ func (d *Daemon) supervisorDeps() supervisor.Deps {
 			RestartWindow:    c.Supervisor.RestartWindow,
 			Poll: poller.Settings{Capacity: c.Jobs.MaxConcurrent, PollInterval: c.Jobs.PollInterval,
 				MaxBackoff: c.Jobs.PollMaxBackoff, OrphanInterval: c.Jobs.OrphanCheckInterval,
-				LongPollWait: backend.LongPollWait(c.API.RequestTimeout)},
+				LongPollWait: backend.MaxLongPollWait},
 			Job: job.Settings{DefaultTimeout: c.Jobs.DefaultTimeout, CancelCheckInterval: c.Jobs.CancelCheckInterval,
 				BackoffInitial: c.Supervisor.BackoffInitial, BackoffMax: c.Supervisor.BackoffMax,
 				FinalizeTimeout: c.API.RetryMaxElapsed + c.API.RequestTimeout, OrchestratorID: d.id,

@@ -173,8 +173,8 @@ func TestHeldPollClaimsASubmittedJob(t *testing.T) {
 	s := b.startDaemon(t)
 	var held int
 	testenv.Eventually(t, testenv.Patience, "a held poll", func() bool { held = b.held(); return held >= 0 })
-	if w := b.requests()[held].wait; w != "25" { // backend.LongPollWait of the default 30s request timeout
-		t.Fatalf("the held poll asked for wait=%q, want 25", w)
+	if w := b.requests()[held].wait; w != "50" { // backend.MaxLongPollWait
+		t.Fatalf("the held poll asked for wait=%q, want 50", w)
 	}
 	id := s.submit(bashJob("x", nil))
 	if c := b.awaitClaim(id); c.poll != held {

@@ -22,7 +22,7 @@ import (
 
 // MaxWait caps the wait of a held request. The queue announces it in
 // backend.HeaderLongPoll.
-const MaxWait = 30 * time.Second
+const MaxWait = time.Minute
 
 var errBadWait = fmt.Errorf("invalid %s: want seconds, from 0 (at most %v are held)", backend.QueryWait, MaxWait)
 

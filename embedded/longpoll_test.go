@@ -122,7 +122,7 @@ func TestQueueAnnouncesLongPolling(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get(backend.HeaderLongPoll) != "30" {
+	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get(backend.HeaderLongPoll) != "60" {
 		t.Fatalf("wait=-1: %s, header %q", resp.Status, resp.Header.Get(backend.HeaderLongPoll))
 	}
 }
