@@ -1,9 +1,7 @@
 package ssh
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
 	"fmt"
 	"time"
 
@@ -12,19 +10,14 @@ import (
 	"github.com/cronium/orchestrator/executors"
 )
 
-// helperFiles is the setup bundle's line for the runtime helpers' files:
-// base64 of a "name" line and a "base64 of the file" line per file, or ""
-// when the job has no helpers. The server-side paths and environment are
-// set by remote.sh (job), where the spool's path is known.
-func helperFiles(spec executors.Spec) string {
+// helperFiles are the runtime helpers' files, none when the job has no
+// helpers. The server-side paths and environment are set by remote.sh
+// (job), where the spool's path is known.
+func helperFiles(spec executors.Spec) []executors.File {
 	if spec.Helpers == nil {
-		return ""
+		return nil
 	}
-	var b bytes.Buffer
-	for _, f := range spec.Helpers.Install("", nil).Files {
-		b.WriteString(f.Name + "\n" + base64.StdEncoding.EncodeToString(f.Data) + "\n")
-	}
-	return base64.StdEncoding.EncodeToString(b.Bytes())
+	return spec.Helpers.Install("", nil).Files
 }
 
 // startRelay carries the script's runtime helper calls while this Run

@@ -5,25 +5,28 @@
 #
 # Spool layout ($d = $base/cronium-<job>.<execution>.XXXXXX, mode 0700, made
 # by mktemp -d; $tag is <job>.<execution>, or <job>.* to abandon a job):
-#   lib.sh env script.*  written by setup; env is removed once sourced
+#   lib.sh env script.*  written by setup; env is emptied once sourced
 #   h/                   the runtime helpers' files (helpers package), if any
 #   owner                "<orchestrator> <execution>", both hex, written first
 #                        by setup when the client has an orchestrator id; the
 #                        execution is the one the job knows (reconcile.go)
-#   launched/            mkdir'ed by whoever may launch: exactly one winner
-#   launch_at            when setup launched the wrapper (epoch s)
-#   wpid pgid start      the wrapper's pid, the job's process group and its
-#                        start time (epoch s)
+#   launched             claimed by whoever may launch: exactly one winner
+#                        (see claim; a directory, from earlier versions,
+#                        counts as claimed too)
+#   launch_at            when setup launched the wrapper (epoch s), which
+#                        is when the job started, to the second
+#   wpid pgid            the wrapper's pid and the job's process group
 #   out err              the job's stdout and stderr
 #   fpid                 the pid of the last follow to attach, woken by the
 #                        wrapper when status appears (see doze)
-#   stop.lock stopped    first stop reason wins; "exit" when none
+#   stop.lock stopped    first stop reason wins (claim); "exit" when none
 #   cost times           what the job used (see cost), written before status
 #   status               the job's exit status, written last, atomically
 #
 # A fork costs milliseconds on a small server and every job pays for each
-# one in its steps: files are read with the read builtin, not cat, and
-# helpers set variables rather than print into a command substitution.
+# one in its steps: files are read with the read builtin, not cat, written
+# with printf, claimed with noclobber rather than mkdir, and helpers set
+# variables rather than print into a command substitution.
 #
 # Beside the spools, $base/.cronium-<job>.<execution>.fence/ (hidden, so that
 # no spool pattern matches it) holds one entry
@@ -42,7 +45,7 @@ nap() { sleep "$1" </dev/null >/dev/null 2>&1 || sleep 1 </dev/null >/dev/null 2
 # by the steps that own a spool.)
 fail() {
 	printf 'F %s\n' "$*"
-	[ -n "$d" ] && [ -d "$d" ] && [ ! -d "$d/launched" ] && rm -rf -- "$d"
+	[ -n "$d" ] && [ -d "$d" ] && [ ! -e "$d/launched" ] && rm -rf -- "$d"
 	exit 3
 }
 
@@ -56,13 +59,25 @@ spools() {
 	done
 }
 
+# claim creates the file $1 unless it exists, as one step: POSIX makes
+# noclobber's check and creation atomic, so of all who claim the same name
+# exactly one wins, and no process is started. An existing directory of
+# that name (earlier versions claimed with mkdir) is taken too.
+claim() {
+	set -C
+	{ true >"$1"; } 2>/dev/null
+	cr=$?
+	set +C
+	return $cr
+}
+
 # attach sets d to the launched spool of this execution. A spool whose setup
 # died before launching is claimed (so that setup can never launch it) and
 # removed.
 attach() {
 	d=
 	for c in $(spools); do
-		if mkdir "$c/launched" 2>/dev/null; then
+		if claim "$c/launched"; then
 			rm -rf -- "$c"
 			continue
 		fi
@@ -125,7 +140,7 @@ stop_job() {
 	n=0
 	until pgid || [ -f "$d/status" ] || [ $n -ge 50 ]; do nap 0.1; n=$((n + 1)); done
 	[ -f "$d/status" ] && return 0
-	if mkdir "$d/stop.lock" 2>/dev/null; then
+	if claim "$d/stop.lock"; then
 		printf '%s\n' "$1" >"$d/stopped"
 	fi
 	kill_group
@@ -138,9 +153,11 @@ wait_status() {
 
 # setup makes the spool and launches the wrapper detached in its own
 # session. The program itself ($p, the variables and this library) becomes
-# lib.sh; stdin carries the environment file as one base64 line, then the
-# script. The script's size is checked: a connection that dropped during
-# the upload must not launch half a script.
+# lib.sh. Stdin carries the unpack program ($nunpack bytes: printf lines
+# that write the environment file and the runtime helpers' files, so that
+# no process starts per file), the script ($nscript bytes), then the line
+# $upload_end: a connection that dropped during the upload must not launch
+# half a script, and head -c cannot tell.
 setup() {
 	d=
 	um=$(umask)
@@ -148,37 +165,31 @@ setup() {
 	fences
 	g0=$nf
 	[ -d "$base" ] || fail "spool directory $base does not exist on the server"
-	IFS= read -r envb64 || fail "upload failed"
-	IFS= read -r helpersb64 || fail "upload failed"
+	# In a variable, the program's secrets (the environment) reach no file
+	# but env. (The substitution drops its last newline: no matter.)
+	unpack=$(head -c "$nunpack") || fail "upload failed"
 	d=$(mktemp -d "$base/cronium-$tag.XXXXXX") || fail "cannot create a spool directory in $base"
 	{ [ -z "$owner" ] || printf '%s %s\n' "$owner" "$owner_exec" >"$d/owner"; } || fail "cannot write to $d"
 	printf '%s\n' "$p" >"$d/lib.sh"
-	printf '%s' "$envb64" | base64 -d >"$d/env" || fail "environment upload failed"
-	[ -z "$helpersb64" ] || install_helpers || fail "helpers upload failed"
-	# Exactly the script: in the run step stdin stays open for control.
+	[ "$helpers" != 1 ] || mkdir "$d/h" "$d/h/c" || fail "cannot write to $d"
+	# Exactly the upload: in the run step stdin stays open for control.
 	head -c "$nscript" >"$d/$script" || fail "upload failed"
-	n=$(wc -c <"$d/$script")
-	[ "$n" -eq "$nscript" ] || fail "upload truncated ($n of $nscript bytes)"
+	ue=
+	IFS= read -r ue
+	[ "$ue" = "$upload_end" ] || fail "upload truncated"
+	# A subshell: whatever the program does wrong cannot end setup before
+	# fail removes the spool (it holds the job's environment).
+	(eval "$unpack") || fail "upload could not be unpacked"
+	unpack=
+	[ "$helpers" != 1 ] || [ -s "$d/h/token" ] || fail "helpers upload failed"
 	: >"$d/out"
 	: >"$d/err"
 	fences
 	[ "$nf" = "$g0" ] || fail "setup superseded by a resumed run"
 	date +%s >"$d/launch_at"
-	mkdir "$d/launched" 2>/dev/null || fail "spool was claimed by a resumed run"
+	claim "$d/launched" || fail "spool was claimed by a resumed run"
 	setsid /bin/sh "$d/lib.sh" wrap "$um" </dev/null >/dev/null 2>&1 &
 	printf 'S %s\n' "$d"
-}
-
-# install_helpers writes the runtime helpers' files into $d/h: they come
-# as base64 of "name" and "base64 of the file" lines.
-install_helpers() {
-	mkdir "$d/h" || return 1
-	printf '%s' "$helpersb64" | base64 -d | (
-		while IFS= read -r name && IFS= read -r data; do
-			case $name in '' | *[!A-Za-z0-9._-]*) exit 1 ;; esac
-			printf '%s' "$data" | base64 -d >"$d/h/$name" || exit 1
-		done
-	) && [ -s "$d/h/token" ]
 }
 
 # wrap ($1: the login umask, restored for the job) runs in its own session,
@@ -187,7 +198,6 @@ install_helpers() {
 # "Killed" notices must not land in the job's stderr.
 wrap() {
 	printf '%s\n' "$$" >"$d/wpid"
-	date +%s >"$d/start"
 	wd=
 	if [ "$timeout" != 0 ]; then
 		setsid /bin/sh "$d/lib.sh" watchdog </dev/null >/dev/null 2>&1 &
@@ -196,7 +206,7 @@ wrap() {
 	setsid /bin/sh "$d/lib.sh" job "$1" </dev/null >/dev/null 2>&1
 	st=$?
 	[ -n "$wd" ] && kill -s TERM -- "-$wd" 2>/dev/null
-	mkdir "$d/stop.lock" 2>/dev/null
+	claim "$d/stop.lock"
 	kill_group
 	printf '%s\n' "$st" >"$d/status.tmp" && cost && mv -f "$d/status.tmp" "$d/status" && wake
 }
@@ -259,12 +269,14 @@ watchdog() {
 # after sourcing the job's environment is kept in positional parameters,
 # which the environment file cannot change.
 job() {
-	printf '%s\n' "$$" >"$d/pgid.tmp" && mv -f "$d/pgid.tmp" "$d/pgid"
+	# One write of a few bytes: a reader sees the whole id or an empty
+	# file, which pgid takes for none yet.
+	printf '%s\n' "$$" >"$d/pgid"
 	exec >>"$d/out" 2>>"$d/err"
 	umask "$1"
 	set -- "$d/$script" "${workdir:-${HOME:-/}}" "$lang" "$d/env"
 	. "$4"
-	rm -f "$4"
+	: >"$4" # the job's secrets stay in its environment only
 	# The runtime helpers, in each language (see the helpers package): set
 	# here, where the spool's path is known, after the job's own values.
 	if [ -d "$d/h" ]; then
@@ -285,11 +297,10 @@ job() {
 	exit 127
 }
 
-# elapsed prints the seconds since the job started; 0 while the wrapper is
-# still writing its start time.
+# elapsed prints the seconds since the job started (setup launched it).
 elapsed() {
 	s=
-	read -r s 2>/dev/null <"$d/start"
+	read -r s 2>/dev/null <"$d/launch_at"
 	case $s in
 	'' | *[!0-9]*) printf 0 ;;
 	*) printf '%s' $(($(date +%s) - s)) ;;
@@ -390,18 +401,24 @@ stream() {
 	while :; do
 		fin=0
 		[ -f status ] && fin=1
-		set -- $(wc -c out err)
+		# Nothing written yet needs no wc (a process): most polls of a
+		# short or quiet job.
+		if [ "$o" = 0 ] && [ "$e" = 0 ] && [ ! -s out ] && [ ! -s err ]; then
+			set -- 0 out 0 err
+		else
+			set -- $(wc -c out err)
+		fi
 		[ "$1" -ge "$o" ] && [ "$3" -ge "$e" ] || fail "offsets $o/$e are beyond the spool ($1/$3)"
 		moved=0
 		if [ "$1" -gt "$o" ]; then
 			printf 'O %s\n' $(($1 - o))
-			tail -c +$((o + 1)) out | head -c $(($1 - o))
+			span out "$o" "$1"
 			o=$1
 			moved=1
 		fi
 		if [ "$3" -gt "$e" ]; then
 			printf 'E %s\n' $(($3 - e))
-			tail -c +$((e + 1)) err | head -c $(($3 - e))
+			span err "$e" "$3"
 			e=$3
 			moved=1
 		fi
@@ -432,6 +449,16 @@ stream() {
 	[ -f cost ] && read -r c <cost
 	printf 'X %s %s %s\n' "$st" "${how:-exit}" "$c"
 	wait $rd
+}
+
+# span prints the bytes of file $1 from offset $2 to $3: from the start,
+# one process instead of two.
+span() {
+	if [ "$2" = 0 ]; then
+		head -c "$3" "$1"
+	else
+		tail -c +$(($2 + 1)) "$1" | head -c $(($3 - $2))
+	fi
 }
 
 # doze naps in the background, so that the wrapper's WINCH (see wake) ends
@@ -498,7 +525,7 @@ relay() {
 # abandon stops every run matching $tag and removes its spools.
 abandon() {
 	for d in $(spools); do
-		if ! mkdir "$d/launched" 2>/dev/null; then
+		if ! claim "$d/launched"; then
 			stop_job abandoned
 			wait_status
 		fi
@@ -512,9 +539,9 @@ abandon() {
 
 # ours tells whether $d is a launched spool of this orchestrator ($owner)
 # and sets x to the execution its owner file names. A spool without
-# launched/ may be a setup in progress.
+# launched may be a setup in progress.
 ours() {
-	[ -n "$owner" ] && [ -d "$d" ] && [ ! -L "$d" ] && [ -O "$d" ] && [ -d "$d/launched" ] &&
+	[ -n "$owner" ] && [ -d "$d" ] && [ ! -L "$d" ] && [ -O "$d" ] && [ -e "$d/launched" ] &&
 		[ -f "$d/owner" ] && read -r o x <"$d/owner" && [ "$o" = "$owner" ]
 }
 

@@ -99,22 +99,29 @@ func FuzzPlanSSH(f *testing.F) {
 	})
 }
 
-// checkBundle reads the bundle as remote.sh does: the environment file as
-// one base64 line, the helpers' line (none here), then the script.
+// checkBundle reads the bundle as remote.sh does: the unpack program
+// (nunpack bytes), the script (nscript bytes), the upload's end line; the
+// program writes the environment file and nothing else (no helpers here).
 func checkBundle(t *testing.T, spec executors.Spec, bundle []byte, vars [][2]string) {
 	t.Helper()
-	envLine, rest, ok := bytes.Cut(bundle, []byte("\n"))
-	if !ok {
-		t.Fatal("bundle without an environment line")
+	byName := map[string]string{}
+	for _, kv := range vars {
+		byName[kv[0]] = kv[1]
 	}
-	envFile, err := base64.StdEncoding.DecodeString(string(envLine))
-	if err != nil {
-		t.Fatalf("environment line: %v", err)
+	nunpack, err1 := strconv.Atoi(byName["nunpack"])
+	nscript, err2 := strconv.Atoi(byName["nscript"])
+	if err1 != nil || err2 != nil || nunpack+nscript+len(uploadEnd)+1 != len(bundle) ||
+		string(bundle[nunpack+nscript:]) != uploadEnd+"\n" || byName["upload_end"] != uploadEnd || byName["helpers"] != "0" {
+		t.Fatalf("bundle of %d bytes, variables %q", len(bundle), vars)
 	}
-	helpers, script, ok := bytes.Cut(rest, []byte("\n"))
-	if !ok || len(helpers) != 0 || string(script) != spec.Script.Content {
-		t.Fatalf("helpers line %q, script %q", helpers, script)
+	if string(bundle[nunpack:nunpack+nscript]) != spec.Script.Content {
+		t.Fatalf("script %q", bundle[nunpack:nunpack+nscript])
 	}
+	files, err := parseUnpack(string(bundle[:nunpack]))
+	if err != nil || len(files) != 1 || files[0][0] != "env" {
+		t.Fatalf("unpack program: %v %q\n%s", err, files, bundle[:nunpack])
+	}
+	envFile := files[0][1]
 	got, err := parseAssignments(string(envFile), "export ")
 	if err != nil {
 		t.Fatalf("environment file: %v\n%s", err, envFile)
@@ -128,11 +135,7 @@ func checkBundle(t *testing.T, spec executors.Spec, bundle []byte, vars [][2]str
 			t.Fatalf("variable %d: %q, want %q", i, got[i], v)
 		}
 	}
-	byName := map[string]string{}
-	for _, kv := range vars {
-		byName[kv[0]] = kv[1]
-	}
-	if byName["nscript"] != strconv.Itoa(len(spec.Script.Content)) || byName["workdir"] != spec.Script.WorkDir ||
+	if byName["workdir"] != spec.Script.WorkDir ||
 		byName["lang"] != string(spec.Script.Language) {
 		t.Fatalf("setup variables %q", vars)
 	}
@@ -180,30 +183,68 @@ func parseAssignments(s, prefix string) ([][2]string, error) {
 		if !ok || !shellIdent.MatchString(name) {
 			return nil, errors.New("bad name " + strconv.Quote(name))
 		}
-		var value strings.Builder
-		for {
-			switch {
-			case strings.HasPrefix(rest, "'"):
-				end := strings.IndexByte(rest[1:], '\'')
-				if end < 0 {
-					return nil, errors.New("unterminated quote")
-				}
-				value.WriteString(rest[1 : 1+end])
-				rest = rest[end+2:]
-				continue
-			case strings.HasPrefix(rest, `\'`):
-				value.WriteByte('\'')
-				rest = rest[2:]
-				continue
-			}
-			break
+		value, rest, err := readQuoted(rest)
+		if err != nil {
+			return nil, err
 		}
 		rest, ok = strings.CutPrefix(rest, "\n")
 		if !ok {
 			return nil, errors.New("value of " + name + " is not one quoted word")
 		}
-		out = append(out, [2]string{name, value.String()})
+		out = append(out, [2]string{name, value})
 		s = rest
 	}
 	return out, nil
+}
+
+// parseUnpack reads the unpack program's lines, printf '%s' 'data'
+// >"$d"/'name' || exit 1, and returns each file's name and data.
+func parseUnpack(s string) ([][2]string, error) {
+	var out [][2]string
+	for s != "" {
+		rest, ok := strings.CutPrefix(s, "printf '%s' ")
+		if !ok {
+			return nil, errors.New("line without printf")
+		}
+		data, rest, err := readQuoted(rest)
+		if err != nil {
+			return nil, err
+		}
+		if rest, ok = strings.CutPrefix(rest, ` >"$d"/`); !ok {
+			return nil, errors.New("no redirection after the data")
+		}
+		name, rest, err := readQuoted(rest)
+		if err != nil {
+			return nil, err
+		}
+		if rest, ok = strings.CutPrefix(rest, " || exit 1\n"); !ok {
+			return nil, errors.New("line of " + name + " does not end in || exit 1")
+		}
+		out = append(out, [2]string{name, data})
+		s = rest
+	}
+	return out, nil
+}
+
+// readQuoted reads one word of single-quoted parts, a quote written \'
+// between them, and returns its value and what follows.
+func readQuoted(rest string) (string, string, error) {
+	var value strings.Builder
+	for {
+		switch {
+		case strings.HasPrefix(rest, "'"):
+			end := strings.IndexByte(rest[1:], '\'')
+			if end < 0 {
+				return "", "", errors.New("unterminated quote")
+			}
+			value.WriteString(rest[1 : 1+end])
+			rest = rest[end+2:]
+			continue
+		case strings.HasPrefix(rest, `\'`):
+			value.WriteByte('\'')
+			rest = rest[2:]
+			continue
+		}
+		return value.String(), rest, nil
+	}
 }

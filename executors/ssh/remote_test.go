@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -101,13 +100,14 @@ func TestSetupFailureRemovesSpool(t *testing.T) {
 	s := sharedSSHD(t)
 	e := newExecutor(t, testOptions(t, s))
 	const script = "echo never"
+	env := string(unpackProgram(envFile([]executors.EnvVar{{Name: "A", Value: "1"}}), nil))
 	for _, tc := range []struct {
-		name, stdin, want string
-		nscript           int
+		name, unpack, rest, want string
+		helpers                  bool
 	}{
-		{"corrupt environment", "%%% not base64 %%%\n\n" + script, "environment upload failed", len(script)},
-		{"corrupt helpers", "ZXhwb3J0IEE9MQo=\n%%% not base64 %%%\n" + script, "helpers upload failed", len(script)},
-		{"truncated script", "ZXhwb3J0IEE9MQo=\n\n" + script, "upload truncated", len(script) + 1},
+		{"truncated upload", env, script, "upload truncated", false},
+		{"unpack program fails", env + "exit 1\n", script + uploadEnd + "\n", "upload could not be unpacked", false},
+		{"helpers without their token", env, script + uploadEnd + "\n", "helpers upload failed", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -122,8 +122,9 @@ func TestSetupFailureRemovesSpool(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer l.endSession(sess)
-			vars := setupStepVars(e, spoolTag(spec.JobID, spec.ExecutionID), tc.nscript)
-			sess.Stdin = strings.NewReader(tc.stdin)
+			vars := append(spoolVars(e.opts, spoolTag(spec.JobID, spec.ExecutionID)), jobVars(executors.Bash, "", "script.sh", 0)...)
+			vars = append(vars, uploadVars(len(tc.unpack), len(script), tc.helpers)...)
+			sess.Stdin = strings.NewReader(tc.unpack + tc.rest)
 			cmd, sync := remoteCommand(vars, "setup")
 			out, _ := sess.Output(cmd) // exits 3
 			f, err := newFrameReader(bytes.NewReader(out), sync).next()
@@ -135,11 +136,13 @@ func TestSetupFailureRemovesSpool(t *testing.T) {
 	}
 }
 
-// setupStepVars are the setup step's variables for a Bash script of
-// nscript bytes, as tests that run the step alone pass them.
-func setupStepVars(e *Executor, tag string, nscript int) [][2]string {
+// setupUpload is the setup step's variables and stdin for a Bash script,
+// as tests that run the step alone pass them: no environment, no helpers.
+func setupUpload(e *Executor, tag, script string) ([][2]string, string) {
+	unpack := unpackProgram(envFile(nil), nil)
 	vars := append(spoolVars(e.opts, tag), jobVars(executors.Bash, "", "script.sh", 0)...)
-	return append(vars, [2]string{"nscript", strconv.Itoa(nscript)})
+	vars = append(vars, uploadVars(len(unpack), len(script), false)...)
+	return vars, string(unpack) + script + uploadEnd + "\n"
 }
 
 func TestSpoolIsPrivate(t *testing.T) {
@@ -270,15 +273,18 @@ func TestLateSetupNeverLaunchesAfterAResumedFollow(t *testing.T) {
 	late.Stdin = upload
 	var lateOut bytes.Buffer
 	late.Stdout = &lateOut
-	cmd, sync := remoteCommand(setupStepVars(e, tag, len(script)), "setup")
+	vars, stdin := setupUpload(e, tag, script)
+	cmd, sync := remoteCommand(vars, "setup")
 	if err := late.Start(cmd); err != nil {
 		t.Fatal(err)
 	}
-	// The setup waits for its upload: blocked in read, with no child (each
-	// step before the read forks one).
+	// The setup waits for its upload: its one child, head, blocked in read
+	// (each step before forks and waits for a child of its own).
 	testenv.Eventually(t, testenv.Patience, "the setup to wait for its upload", func() bool {
 		out, _ := s.Exec(`for p in $(pgrep -f '^/bin/sh -c echo ` + sync + `'); do
-	[ -z "$(pgrep -P $p)" ] && grep -q '^State:[[:space:]]*S' /proc/$p/status && echo blocked
+	for c in $(pgrep -P $p -x head); do
+		grep -q '^State:[[:space:]]*S' /proc/$c/status && echo blocked
+	done
 done; true`)
 		return strings.Contains(out, "blocked")
 	})
@@ -291,7 +297,7 @@ done; true`)
 		t.Fatalf("the resumed follow found something: %q %v (%v)", f.kind, f.args, err)
 	}
 
-	io.WriteString(feed, "ZXhwb3J0IEE9MQo=\n\n"+script)
+	io.WriteString(feed, stdin)
 	feed.Close()
 	late.Wait() // exits 3
 	f, err := newFrameReader(bytes.NewReader(lateOut.Bytes()), sync).next()

@@ -40,8 +40,9 @@ func TestJobEndWakesTheFollow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	setup.Stdin = strings.NewReader(base64.StdEncoding.EncodeToString(envFile(nil)) + "\n\n" + script)
-	cmd, sync := remoteCommand(setupStepVars(e, tag, len(script)), "setup")
+	vars, upload := setupUpload(e, tag, script)
+	setup.Stdin = strings.NewReader(upload)
+	cmd, sync := remoteCommand(vars, "setup")
 	out, err := setup.Output(cmd)
 	l.endSession(setup)
 	if f, ferr := newFrameReader(bytes.NewReader(out), sync).next(); err != nil || ferr != nil || f.kind != 'S' {

@@ -12,7 +12,8 @@
 dir=$1
 # Never mkdir -p: a relay that starts as its job's files are removed must
 # not make them again (an SSH spool would be left on the server).
-[ -p "$dir/req" ] || { { mkdir "$dir/c" 2>/dev/null || [ -d "$dir/c" ]; } && { mkfifo "$dir/req" 2>/dev/null || [ -p "$dir/req" ]; }; } || exit 1
+# (An executor may have made c already: a test, not a process.)
+[ -p "$dir/req" ] || { { [ -d "$dir/c" ] || mkdir "$dir/c" 2>/dev/null || [ -d "$dir/c" ]; } && { mkfifo "$dir/req" 2>/dev/null || [ -p "$dir/req" ]; }; } || exit 1
 # One relay at a time: the newest wins, an older one would take requests
 # it can no longer answer.
 old=
