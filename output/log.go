@@ -248,7 +248,11 @@ func (b *buffer) render() rendered {
 	tail := b.keptTail()
 	dropped := b.dropped()
 	if dropped == 0 {
-		return rendered{head: string(b.head) + string(tail)}
+		var all strings.Builder // one copy, where string(head) + string(tail) makes three
+		all.Grow(len(b.head) + len(tail))
+		all.Write(b.head)
+		all.Write(tail)
+		return rendered{head: all.String()}
 	}
 	// Start the tail on a line boundary when one is near, so the first
 	// kept line is whole.
