@@ -154,7 +154,7 @@ func (c *Client) CompleteJob(ctx context.Context, jobID string, comp Completion)
 	if comp.Timestamp.IsZero() {
 		comp.Timestamp = time.Now().UTC()
 	}
-	r, err := c.newRequest(http.MethodPost, RouteComplete, jobID, nil, comp)
+	r, err := c.newRequest(http.MethodPost, RouteComplete, jobID, nil, &comp, &comp.Output.Stdout, &comp.Output.Stderr)
 	if err != nil {
 		return err
 	}
@@ -267,7 +267,7 @@ func (c *Client) UpdateExecution(ctx context.Context, execID string, u Execution
 	u.Output = sanitizeStringPtr(u.Output)
 	u.Error = sanitizeStringPtr(u.Error)
 	u.Metadata = sanitizeAny(u.Metadata)
-	r, err := c.newRequest(http.MethodPut, RouteExecutionUpdate, execID, nil, u)
+	r, err := c.newRequest(http.MethodPut, RouteExecutionUpdate, execID, nil, &u, u.Output, u.Error)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package backend
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -31,7 +30,7 @@ type request struct {
 	route  string
 	path   string
 	query  url.Values
-	body   []byte // nil for GET
+	body   *payload // nil for GET
 	// answered, when set, sees the headers of each 2xx answer (before
 	// its body is decoded).
 	answered func(http.Header)
@@ -40,25 +39,28 @@ type request struct {
 	timeout time.Duration
 }
 
-func (c *Client) newRequest(method, route, id string, query url.Values, body any) (*request, error) {
-	return c.newRequestAt(method, route, jobPath(route, id), query, body)
+// newRequest prepares a call with body (nil: none) as its JSON. texts
+// point to strings of body, a job's output, that are escaped as the body
+// is sent when they are large (see encodePayload).
+func (c *Client) newRequest(method, route, id string, query url.Values, body any, texts ...*string) (*request, error) {
+	return c.newRequestAt(method, route, jobPath(route, id), query, body, texts...)
 }
 
 // newRequestAt is newRequest for a path already filled in (and escaped).
-func (c *Client) newRequestAt(method, route, path string, query url.Values, body any) (*request, error) {
+func (c *Client) newRequestAt(method, route, path string, query url.Values, body any, texts ...*string) (*request, error) {
 	r := &request{method: method, route: route, path: path, query: query}
 	if method == http.MethodGet {
 		return r, nil
 	}
 	// The backend parses a body unconditionally: an empty one is a 500.
-	r.body = []byte("{}")
+	r.body = &payload{parts: [][]byte{[]byte("{}")}, size: 2}
 	if body != nil {
-		b, err := marshalNoEscape(body)
+		p, err := encodePayload(body, texts...)
 		if err != nil {
 			return nil, fmt.Errorf("backend: %s %s: encode body: %w", method, r.path, err)
 		}
-		if string(b) != "null" {
-			r.body = b
+		if len(p.texts) > 0 || string(p.parts[0]) != "null" {
+			r.body = p
 		}
 	}
 	return r, nil
@@ -80,11 +82,15 @@ func (c *Client) attempt(ctx context.Context, r *request, out any) error {
 	}
 	var body io.Reader
 	if r.body != nil {
-		body = bytes.NewReader(r.body)
+		body = r.body.reader()
 	}
 	req, err := http.NewRequestWithContext(ctx, r.method, target, body)
 	if err != nil {
 		return fmt.Errorf("backend: %s %s: %w", r.method, r.path, err)
+	}
+	if r.body != nil {
+		req.ContentLength = r.body.size
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(r.body.reader()), nil }
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token.Reveal())
 	req.Header.Set("X-Orchestrator-ID", c.orchID)

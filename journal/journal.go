@@ -125,7 +125,7 @@ func (d *Dir) Save(e Entry) error {
 		return errors.New("journal: entry without a job id")
 	}
 	e.Version = version
-	data, err := json.Marshal(e)
+	data, err := encodeEntry(e)
 	if err != nil {
 		return fmt.Errorf("journal: encode %s: %w", e.JobID, err)
 	}
@@ -285,4 +285,25 @@ func syncDir(dir string) error {
 	}
 	defer f.Close()
 	return f.Sync()
+}
+
+// encodeEntry is e as JSON. A completion, which holds the job's whole
+// output, is spliced in as it is: encoding/json would validate it into its
+// own buffer and copy that out, two more copies of a large output.
+func encodeEntry(e Entry) ([]byte, error) {
+	comp := e.Completion
+	e.Completion = nil
+	data, err := json.Marshal(e)
+	if err != nil || len(comp) == 0 {
+		return data, err
+	}
+	if !json.Valid(comp) {
+		return nil, errors.New("the completion is not valid JSON")
+	}
+	const field = `,"completion":`
+	out := make([]byte, 0, len(data)+len(field)+len(comp))
+	out = append(out, data[:len(data)-1]...) // an object: it ends in }
+	out = append(out, field...)
+	out = append(out, comp...)
+	return append(out, '}'), nil
 }

@@ -177,3 +177,33 @@ func TestOpenRemovesUnfinishedWrites(t *testing.T) {
 		t.Fatalf("Load = %v, %v, %v", entries, bad, err)
 	}
 }
+
+// An entry's completion is spliced into its encoding as it is: the entry
+// decodes as encoding/json's own encoding does, and a completion that is
+// not JSON is refused rather than written.
+func TestEncodeEntrySplicesTheCompletion(t *testing.T) {
+	e := entry("c", Completing)
+	e.Completion = json.RawMessage(`{"status":"failed","output":{"stdout":"` + strings.Repeat(`line \"x\"\n`, 1000) + `"}}`)
+	got, err := encodeEntry(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(e)
+	var a, b any
+	if json.Unmarshal(got, &a) != nil || json.Unmarshal(want, &b) != nil {
+		t.Fatalf("not JSON: %.200s", got)
+	}
+	ga, _ := json.Marshal(a)
+	wb, _ := json.Marshal(b)
+	if string(ga) != string(wb) {
+		t.Fatalf("decodes to something else than encoding/json's: %.300s", got)
+	}
+	e.Completion = json.RawMessage(`{"status":`)
+	if _, err := encodeEntry(e); err == nil {
+		t.Fatal("a truncated completion was encoded")
+	}
+	e.Completion = nil
+	if got, err := encodeEntry(entry("r", Running)); err != nil || strings.Contains(string(got), "completion") {
+		t.Fatalf("an entry without a completion: %s %v", got, err)
+	}
+}

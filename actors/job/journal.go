@@ -86,7 +86,8 @@ func (a *Actor) save(st State, stage journal.Stage) error {
 		e.Executor = string(plan.Kind)
 	}
 	if stage == journal.Completing && completion != nil {
-		if e.Completion, err = json.Marshal(completion); err != nil {
+		c := *completion // the output is escaped into one buffer, not copied twice
+		if e.Completion, err = backend.EncodeJSON(&c, &c.Output.Stdout, &c.Output.Stderr); err != nil {
 			return err
 		}
 	}
