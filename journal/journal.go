@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -167,11 +168,8 @@ func (d *Dir) outputFile(jobID string) string {
 // execution's own log (a container's, a spool) is replayed from the
 // older offsets.
 func (d *Dir) SaveOutput(jobID string, k output.Kept) error {
-	data, err := json.Marshal(k)
-	if err != nil {
-		return fmt.Errorf("journal: encode output of %s: %w", jobID, err)
-	}
-	if err := writeFile(d.path, d.outputFile(jobID), data, false); err != nil {
+	write := func(w io.Writer) error { return writeKept(w, k) }
+	if err := writeFileWith(d.path, d.outputFile(jobID), write, false); err != nil {
 		return fmt.Errorf("journal: save output of %s: %w", jobID, err)
 	}
 	return nil
@@ -181,7 +179,10 @@ func (d *Dir) SaveOutput(jobID string, k output.Kept) error {
 // kept or it cannot be read (then the execution's log is replayed whole).
 func (d *Dir) LoadOutput(jobID string) (k output.Kept, ok bool) {
 	data, err := os.ReadFile(d.outputFile(jobID))
-	if err != nil || json.Unmarshal(data, &k) != nil {
+	if err != nil {
+		return output.Kept{}, false
+	}
+	if k, err = readKept(data); err != nil {
 		return output.Kept{}, false
 	}
 	return k, true
@@ -247,6 +248,14 @@ func decode(data []byte, jobID string) (Entry, error) {
 // it fsyncs the file and the directory too, so that this holds after a
 // crash of the machine, not only of the process.
 func writeFile(dir, path string, data []byte, durable bool) error {
+	return writeFileWith(dir, path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	}, durable)
+}
+
+// writeFileWith is writeFile with the content written by write.
+func writeFileWith(dir, path string, write func(io.Writer) error, durable bool) error {
 	tmp, err := os.CreateTemp(dir, tmpPattern)
 	if err != nil {
 		return err
@@ -256,7 +265,7 @@ func writeFile(dir, path string, data []byte, durable bool) error {
 		tmp.Close()
 		return err
 	}
-	if _, err := tmp.Write(data); err != nil {
+	if err := write(tmp); err != nil {
 		tmp.Close()
 		return err
 	}

@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -205,5 +206,53 @@ func TestEncodeEntrySplicesTheCompletion(t *testing.T) {
 	e.Completion = nil
 	if got, err := encodeEntry(entry("r", Running)); err != nil || strings.Contains(string(got), "completion") {
 		t.Fatalf("an entry without a completion: %s %v", got, err)
+	}
+}
+
+// The kept output is written as its bytes, read back exactly (any bytes,
+// both streams, head and tail), and a file of the earlier format, JSON with
+// base64, still loads; a file cut short or too long does not.
+func TestKeptOutputFormats(t *testing.T) {
+	d, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := output.Kept{Seq: 9}
+	k.Streams[0] = output.KeptStream{Head: []byte("head\x00\xff\n"), Tail: []byte("tail\n"), Total: 1 << 20, Lines: 4}
+	k.Streams[1] = output.KeptStream{Head: []byte("err\n"), Total: 4, Lines: 1}
+	if err := d.SaveOutput("j", k); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(d.outputFile("j"))
+	if err != nil || !strings.HasPrefix(string(data), keptMagic) {
+		t.Fatalf("file %q %v", data, err)
+	}
+	same := func(got output.Kept) bool {
+		for i, s := range got.Streams {
+			w := k.Streams[i]
+			if !bytes.Equal(s.Head, w.Head) || !bytes.Equal(s.Tail, w.Tail) || s.Total != w.Total || s.Lines != w.Lines {
+				return false
+			}
+		}
+		return got.Seq == k.Seq
+	}
+	if got, ok := d.LoadOutput("j"); !ok || !same(got) {
+		t.Fatalf("loaded %+v, %v", got, ok)
+	}
+	legacy, _ := json.Marshal(k)
+	if err := os.WriteFile(d.outputFile("j"), legacy, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := d.LoadOutput("j"); !ok || !same(got) {
+		t.Fatalf("the earlier format loaded as %+v, %v", got, ok)
+	}
+	for name, bad := range map[string][]byte{"cut short": data[:len(data)-1], "too long": append(data, 'x'),
+		"no header": []byte(keptMagic)} {
+		if err := os.WriteFile(d.outputFile("j"), bad, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := d.LoadOutput("j"); ok {
+			t.Errorf("a file %s was loaded", name)
+		}
 	}
 }

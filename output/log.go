@@ -52,6 +52,13 @@ type Log struct {
 	masker atomic.Pointer[mask.Masker]
 
 	tee lineTee // live lines (SetLineSink)
+
+	// Once the output has ended (End), Snapshot keeps what it rendered:
+	// the final update and the completion each need all of it, and a
+	// large output's second rendering is that much more memory at once.
+	ended      bool
+	last       *Snapshot
+	lastMasker *mask.Masker
 }
 
 // New returns a Log that keeps up to maxBytes per stream for Snapshot and
@@ -74,6 +81,15 @@ func (l *Log) Reset() {
 	}
 	l.recent = recentLines{max: l.recent.max}
 	l.tee.reset()
+	l.ended, l.last, l.lastMasker = false, nil, nil
+}
+
+// End says that the job's output has ended: from now on Snapshot renders
+// it once. (A write after End, which should not come, is rendered anew.)
+func (l *Log) End() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ended = true
 }
 
 // SetMasker sets the masker of what leaves the log (Snapshot, Recent,
@@ -165,15 +181,29 @@ type Snapshot struct {
 // (the output of a running job may stop inside a secret), and so are both
 // sides of the omission marker.
 func (l *Log) Snapshot() Snapshot {
+	m := l.masker.Load()
 	l.mu.Lock()
+	if l.last != nil && l.last.Stats.Seq == l.seq && l.lastMasker == m {
+		s := *l.last
+		l.mu.Unlock()
+		return s
+	}
 	out, errs := l.streams[Stdout].render(), l.streams[Stderr].render()
 	s := Snapshot{Stats: l.statsLocked()}
+	ended := l.ended
 	l.mu.Unlock()
-	m := l.masker.Load()
 	var n1, n2 int
 	s.Stdout, n1 = out.mask(m)
 	s.Stderr, n2 = errs.mask(m)
 	s.Masked = n1 + n2
+	if ended {
+		l.mu.Lock()
+		if l.ended && l.seq == s.Stats.Seq {
+			kept := s
+			l.last, l.lastMasker = &kept, m
+		}
+		l.mu.Unlock()
+	}
 	return s
 }
 
@@ -301,6 +331,15 @@ const maxRecentLine = 4096
 func (r *recentLines) write(s Stream, p []byte) {
 	if r.max <= 0 {
 		return
+	}
+	// Lines that max later lines of this write will push out are not
+	// kept at all: a job printing fast writes hundreds of lines at once,
+	// and each kept line is an allocation.
+	if skip := bytes.Count(p, []byte{'\n'}) - r.max; skip > 0 {
+		for ; skip > 0; skip-- {
+			p = p[bytes.IndexByte(p, '\n')+1:]
+		}
+		r.partial[s] = r.partial[s][:0] // it began a skipped line
 	}
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')

@@ -123,6 +123,7 @@ func (a *Actor) Receive(c *actor.Context) {
 		// The job's output ended: a last line without its newline is
 		// a line too, for the live view.
 		a.st.out.FlushLines()
+		a.st.out.End()
 		a.st.mu.Lock()
 		m := msg
 		a.st.final = &m
