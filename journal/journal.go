@@ -126,11 +126,11 @@ func (d *Dir) Save(e Entry) error {
 		return errors.New("journal: entry without a job id")
 	}
 	e.Version = version
-	data, err := encodeEntry(e)
+	data, more, err := encodeEntry(e)
 	if err != nil {
 		return fmt.Errorf("journal: encode %s: %w", e.JobID, err)
 	}
-	if err := d.log.append(record{op: opEntry, jobID: e.JobID, payload: data}); err != nil {
+	if err := d.log.append(record{op: opEntry, jobID: e.JobID, payload: data, more: more}); err != nil {
 		return fmt.Errorf("journal: save %s: %w", e.JobID, err)
 	}
 	return nil
@@ -296,23 +296,19 @@ func syncDir(dir string) error {
 	return f.Sync()
 }
 
-// encodeEntry is e as JSON. A completion, which holds the job's whole
-// output, is spliced in as it is: encoding/json would validate it into its
-// own buffer and copy that out, two more copies of a large output.
-func encodeEntry(e Entry) ([]byte, error) {
+// encodeEntry is e as JSON: data, then the parts more, in this order. A
+// completion, which holds the job's whole output, is one of those parts as
+// it is: encoding/json would validate it into its own buffer and copy that
+// out, two more copies of a large output.
+func encodeEntry(e Entry) (data []byte, more [][]byte, err error) {
 	comp := e.Completion
 	e.Completion = nil
-	data, err := json.Marshal(e)
-	if err != nil || len(comp) == 0 {
-		return data, err
+	if data, err = json.Marshal(e); err != nil || len(comp) == 0 {
+		return data, nil, err
 	}
 	if !json.Valid(comp) {
-		return nil, errors.New("the completion is not valid JSON")
+		return nil, nil, errors.New("the completion is not valid JSON")
 	}
-	const field = `,"completion":`
-	out := make([]byte, 0, len(data)+len(field)+len(comp))
-	out = append(out, data[:len(data)-1]...) // an object: it ends in }
-	out = append(out, field...)
-	out = append(out, comp...)
-	return append(out, '}'), nil
+	// An object: it ends in }.
+	return append(data[:len(data)-1], `,"completion":`...), [][]byte{comp, []byte("}")}, nil
 }

@@ -185,10 +185,11 @@ func TestOpenRemovesUnfinishedWrites(t *testing.T) {
 func TestEncodeEntrySplicesTheCompletion(t *testing.T) {
 	e := entry("c", Completing)
 	e.Completion = json.RawMessage(`{"status":"failed","output":{"stdout":"` + strings.Repeat(`line \"x\"\n`, 1000) + `"}}`)
-	got, err := encodeEntry(e)
+	data, more, err := encodeEntry(e)
 	if err != nil {
 		t.Fatal(err)
 	}
+	got := bytes.Join(append([][]byte{data}, more...), nil)
 	want, _ := json.Marshal(e)
 	var a, b any
 	if json.Unmarshal(got, &a) != nil || json.Unmarshal(want, &b) != nil {
@@ -200,11 +201,10 @@ func TestEncodeEntrySplicesTheCompletion(t *testing.T) {
 		t.Fatalf("decodes to something else than encoding/json's: %.300s", got)
 	}
 	e.Completion = json.RawMessage(`{"status":`)
-	if _, err := encodeEntry(e); err == nil {
+	if _, _, err := encodeEntry(e); err == nil {
 		t.Fatal("a truncated completion was encoded")
 	}
-	e.Completion = nil
-	if got, err := encodeEntry(entry("r", Running)); err != nil || strings.Contains(string(got), "completion") {
+	if got, more, err := encodeEntry(entry("r", Running)); err != nil || len(more) != 0 || strings.Contains(string(got), "completion") {
 		t.Fatalf("an entry without a completion: %s %v", got, err)
 	}
 }

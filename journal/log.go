@@ -89,7 +89,8 @@ func (b *batch) add(r record) {
 	start := len(b.buf)
 	b.buf = appendRecord(b.buf, r)
 	size := len(b.buf) - start
-	b.recs = append(b.recs, batched{op: r.op, jobID: r.jobID, off: len(b.buf) - len(r.payload), n: len(r.payload),
+	n := r.payloadLen()
+	b.recs = append(b.recs, batched{op: r.op, jobID: r.jobID, off: len(b.buf) - n, n: n,
 		size: int64(size)})
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"io"
+	"slices"
 )
 
 // A record is framed
@@ -19,6 +20,19 @@ type record struct {
 	op      op
 	jobID   string
 	payload []byte
+	// more continues the payload of a record being written: a large part
+	// (a completion's output) is copied once, into the batch, instead of
+	// first being joined to the rest.
+	more [][]byte
+}
+
+// payloadLen is the length of r's payload, more included.
+func (r record) payloadLen() int {
+	n := len(r.payload)
+	for _, b := range r.more {
+		n += len(b)
+	}
+	return n
 }
 
 // span locates a live record in the file: its payload, and the whole
@@ -32,14 +46,18 @@ type span struct {
 func appendRecord(buf []byte, r record) []byte {
 	var id [binary.MaxVarintLen64]byte
 	idn := binary.PutUvarint(id[:], uint64(len(r.jobID)))
-	bodyLen := 1 + idn + len(r.jobID) + len(r.payload)
+	bodyLen := 1 + idn + len(r.jobID) + r.payloadLen()
 	start := len(buf)
+	buf = slices.Grow(buf, headerSize+bodyLen)
 	buf = binary.LittleEndian.AppendUint32(buf, uint32(bodyLen))
 	buf = binary.LittleEndian.AppendUint32(buf, 0) // the CRC, below
 	buf = append(buf, byte(r.op))
 	buf = append(buf, id[:idn]...)
 	buf = append(buf, r.jobID...)
 	buf = append(buf, r.payload...)
+	for _, b := range r.more {
+		buf = append(buf, b...)
+	}
 	crc := crc32.Checksum(buf[start+headerSize:], crcTable)
 	binary.LittleEndian.PutUint32(buf[start+4:], crc)
 	return buf
@@ -106,5 +124,5 @@ func decodeBody(body []byte) (rec record, head int, ok bool) {
 // recordSize is the body length of r, framed.
 func recordSize(r record) int {
 	var id [binary.MaxVarintLen64]byte
-	return 1 + binary.PutUvarint(id[:], uint64(len(r.jobID))) + len(r.jobID) + len(r.payload)
+	return 1 + binary.PutUvarint(id[:], uint64(len(r.jobID))) + len(r.jobID) + r.payloadLen()
 }
