@@ -37,9 +37,9 @@ func encodePayload(v any, texts ...*string) (*payload, error) {
 		return nil, err
 	}
 	raw, err := marshalNoEscape(v)
-	for i, p := range texts {
-		if p != nil {
-			*p = saved[i]
+	for i, tok := range tokens {
+		if tok != "" {
+			*texts[i] = saved[i]
 		}
 	}
 	if err != nil {
@@ -56,12 +56,22 @@ func encodePayload(v any, texts ...*string) (*payload, error) {
 		if tok == "" {
 			continue
 		}
+		// Each place the text is: once a field, twice if two fields
+		// point to it.
 		quoted := []byte(`"` + tok + `"`)
-		at := bytes.Index(raw, quoted)
-		if at < 0 || bytes.Count(raw, quoted) != 1 {
-			return nil, errors.New("backend: a large text's stand-in is not in the encoded body once")
+		found := false
+		for from := 0; ; {
+			at := bytes.Index(raw[from:], quoted)
+			if at < 0 {
+				break
+			}
+			cuts = append(cuts, cut{from + at, string(quoted), saved[i]})
+			from += at + len(quoted)
+			found = true
 		}
-		cuts = append(cuts, cut{at, `"` + tok + `"`, saved[i]})
+		if !found {
+			return nil, errors.New("backend: a large text's stand-in is not in the encoded body")
+		}
 	}
 	slices.SortFunc(cuts, func(a, b cut) int { return cmp.Compare(a.at, b.at) })
 	p := &payload{}
@@ -82,12 +92,12 @@ func encodePayload(v any, texts ...*string) (*payload, error) {
 }
 
 // swapBigTexts replaces each large text with a random stand-in that JSON
-// encodes as itself; it returns the stand-ins ("" where a text stays, or
-// is nil) and the texts.
+// encodes as itself; it returns the stand-ins ("" where a text stays, is
+// nil or was named before) and the texts.
 func swapBigTexts(texts []*string) (tokens, saved []string, err error) {
 	tokens, saved = make([]string, len(texts)), make([]string, len(texts))
 	for i, p := range texts {
-		if p == nil {
+		if p == nil || slices.Contains(texts[:i], p) {
 			continue
 		}
 		saved[i] = *p
@@ -96,6 +106,11 @@ func swapBigTexts(texts []*string) (tokens, saved []string, err error) {
 		}
 		var r [16]byte
 		if _, err := rand.Read(r[:]); err != nil {
+			for j := range i { // restore what was swapped
+				if tokens[j] != "" {
+					*texts[j] = saved[j]
+				}
+			}
 			return nil, nil, err
 		}
 		tokens[i] = "cronium-text-" + hex.EncodeToString(r[:])

@@ -96,6 +96,12 @@ func TestPayloadUpdateTexts(t *testing.T) {
 	checkPayload(t, &u, u.Output, u.Error)
 	u.Error = nil
 	checkPayload(t, &u, u.Output, u.Error)
+	// One field named twice is one text, and it is restored.
+	u.Error = u.Output
+	checkPayload(t, &u, u.Output, u.Error)
+	if *u.Output != out {
+		t.Fatal("the text named twice was not restored")
+	}
 }
 
 func FuzzPayload(f *testing.F) {

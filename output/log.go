@@ -59,6 +59,7 @@ type Log struct {
 	ended      bool
 	last       *Snapshot
 	lastMasker *mask.Masker
+	attempt    uint64 // bumped by Reset: a rendering begun before is not kept
 }
 
 // New returns a Log that keeps up to maxBytes per stream for Snapshot and
@@ -82,6 +83,7 @@ func (l *Log) Reset() {
 	l.recent = recentLines{max: l.recent.max}
 	l.tee.reset()
 	l.ended, l.last, l.lastMasker = false, nil, nil
+	l.attempt++
 }
 
 // End says that the job's output has ended: from now on Snapshot renders
@@ -190,7 +192,7 @@ func (l *Log) Snapshot() Snapshot {
 	}
 	out, errs := l.streams[Stdout].render(), l.streams[Stderr].render()
 	s := Snapshot{Stats: l.statsLocked()}
-	ended := l.ended
+	ended, attempt := l.ended, l.attempt
 	l.mu.Unlock()
 	var n1, n2 int
 	s.Stdout, n1 = out.mask(m)
@@ -198,7 +200,7 @@ func (l *Log) Snapshot() Snapshot {
 	s.Masked = n1 + n2
 	if ended {
 		l.mu.Lock()
-		if l.ended && l.seq == s.Stats.Seq {
+		if l.ended && l.seq == s.Stats.Seq && l.attempt == attempt {
 			kept := s
 			l.last, l.lastMasker = &kept, m
 		}

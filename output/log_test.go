@@ -6,6 +6,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unsafe"
+
+	"github.com/cronium/orchestrator/mask"
+	"github.com/cronium/orchestrator/secret"
 )
 
 func TestSnapshotKeepsEverythingUnderTheCap(t *testing.T) {
@@ -150,5 +154,30 @@ func TestKeptRestore(t *testing.T) {
 		if sa.Stdout != sb.Stdout || sa.Stderr != sb.Stderr || sa.Stats != sb.Stats {
 			t.Fatalf("after %d lines: restored log differs:\n%q\n%q\n%+v\n%+v", first, sa.Stdout, sb.Stdout, sa.Stats, sb.Stats)
 		}
+	}
+}
+
+// Once the output ended, a snapshot is rendered once and shared; a write,
+// a new masker or a reset after that renders anew.
+func TestSnapshotAfterEnd(t *testing.T) {
+	l := New(1<<20, 10, nil)
+	fmt.Fprint(l.Writer(Stdout), "token s3cr3t-value-42\n")
+	l.End()
+	a, b := l.Snapshot(), l.Snapshot()
+	if a.Stdout != "token s3cr3t-value-42\n" || unsafe.StringData(a.Stdout) != unsafe.StringData(b.Stdout) {
+		t.Fatalf("not shared: %q %q", a.Stdout, b.Stdout)
+	}
+	fmt.Fprint(l.Writer(Stdout), "late\n")
+	if s := l.Snapshot(); s.Stdout != "token s3cr3t-value-42\nlate\n" {
+		t.Fatalf("after a late write: %q", s.Stdout)
+	}
+	l.SetMasker(mask.New(secret.Value("s3cr3t-value-42")))
+	if s := l.Snapshot(); !strings.Contains(s.Stdout, mask.Replacement) || strings.Contains(s.Stdout, "s3cr3t-value-42") {
+		t.Fatalf("after a new masker: %q", s.Stdout)
+	}
+	l.Reset()
+	l.End()
+	if s := l.Snapshot(); s.Stdout != "" {
+		t.Fatalf("after a reset: %q", s.Stdout)
 	}
 }

@@ -17,6 +17,7 @@ package ssh
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/cronium/orchestrator/executors"
@@ -88,6 +89,11 @@ func validate(spec executors.Spec) error {
 	case executors.Bash, executors.Python, executors.Node:
 	default:
 		return fmt.Errorf("%w: unknown script language %q", executors.ErrInvalidSpec, spec.Script.Language)
+	}
+	if strings.IndexByte(spec.Script.Content, 0) >= 0 {
+		// No shell string holds one (see unpackProgram), nor does the
+		// backend's text column.
+		return fmt.Errorf("%w: the script contains a NUL byte", executors.ErrInvalidSpec)
 	}
 	for _, s := range spec.Servers {
 		if s.Host == "" || s.Username == "" {

@@ -153,11 +153,11 @@ wait_status() {
 
 # setup makes the spool and launches the wrapper detached in its own
 # session. The program itself ($p, the variables and this library) becomes
-# lib.sh. Stdin carries the unpack program ($nunpack bytes: printf lines
-# that write the environment file and the runtime helpers' files, so that
-# no process starts per file), the script ($nscript bytes), then the line
-# $upload_end: a connection that dropped during the upload must not launch
-# half a script, and head -c cannot tell.
+# lib.sh. Stdin carries the unpack program, $nunpack bytes: printf lines
+# that write the environment file, the runtime helpers' files and the
+# script (no process starts per file), then a line naming $upload_end, so
+# that a connection that dropped during the upload never launches half a
+# script (head -c cannot tell).
 setup() {
 	d=
 	um=$(umask)
@@ -165,18 +165,20 @@ setup() {
 	fences
 	g0=$nf
 	[ -d "$base" ] || fail "spool directory $base does not exist on the server"
-	# In a variable, the program's secrets (the environment) reach no file
-	# but env. (The substitution drops its last newline: no matter.)
+	# One read, the only one before S: BusyBox's head takes all the pipe
+	# holds, not just its count. In a variable, the program's secrets (the
+	# environment) reach no file but env. (The substitution drops the last
+	# newline.)
 	unpack=$(head -c "$nunpack") || fail "upload failed"
+	case $unpack in
+	*"
+: $upload_end") ;;
+	*) fail "upload truncated" ;;
+	esac
 	d=$(mktemp -d "$base/cronium-$tag.XXXXXX") || fail "cannot create a spool directory in $base"
 	{ [ -z "$owner" ] || printf '%s %s\n' "$owner" "$owner_exec" >"$d/owner"; } || fail "cannot write to $d"
 	printf '%s\n' "$p" >"$d/lib.sh"
 	[ "$helpers" != 1 ] || mkdir "$d/h" "$d/h/c" || fail "cannot write to $d"
-	# Exactly the upload: in the run step stdin stays open for control.
-	head -c "$nscript" >"$d/$script" || fail "upload failed"
-	ue=
-	IFS= read -r ue
-	[ "$ue" = "$upload_end" ] || fail "upload truncated"
 	# A subshell: whatever the program does wrong cannot end setup before
 	# fail removes the spool (it holds the job's environment).
 	(eval "$unpack") || fail "upload could not be unpacked"

@@ -100,26 +100,22 @@ func FuzzPlanSSH(f *testing.F) {
 }
 
 // checkBundle reads the bundle as remote.sh does: the unpack program
-// (nunpack bytes), the script (nscript bytes), the upload's end line; the
-// program writes the environment file and nothing else (no helpers here).
+// (nunpack bytes) writes the environment file and the script, and nothing
+// else (no helpers here), and ends with the line naming upload_end.
 func checkBundle(t *testing.T, spec executors.Spec, bundle []byte, vars [][2]string) {
 	t.Helper()
 	byName := map[string]string{}
 	for _, kv := range vars {
 		byName[kv[0]] = kv[1]
 	}
-	nunpack, err1 := strconv.Atoi(byName["nunpack"])
-	nscript, err2 := strconv.Atoi(byName["nscript"])
-	if err1 != nil || err2 != nil || nunpack+nscript+len(uploadEnd)+1 != len(bundle) ||
-		string(bundle[nunpack+nscript:]) != uploadEnd+"\n" || byName["upload_end"] != uploadEnd || byName["helpers"] != "0" {
+	body, ok := bytes.CutSuffix(bundle, []byte(": "+uploadEnd+"\n"))
+	if byName["nunpack"] != strconv.Itoa(len(bundle)) || !ok || byName["upload_end"] != uploadEnd || byName["helpers"] != "0" {
 		t.Fatalf("bundle of %d bytes, variables %q", len(bundle), vars)
 	}
-	if string(bundle[nunpack:nunpack+nscript]) != spec.Script.Content {
-		t.Fatalf("script %q", bundle[nunpack:nunpack+nscript])
-	}
-	files, err := parseUnpack(string(bundle[:nunpack]))
-	if err != nil || len(files) != 1 || files[0][0] != "env" {
-		t.Fatalf("unpack program: %v %q\n%s", err, files, bundle[:nunpack])
+	files, err := parseUnpack(string(body))
+	name := "script" + spec.Script.Language.FileExt()
+	if err != nil || len(files) != 2 || files[0][0] != "env" || files[1] != [2]string{name, spec.Script.Content} {
+		t.Fatalf("unpack program: %v %q\n%s", err, files, bundle)
 	}
 	envFile := files[0][1]
 	got, err := parseAssignments(string(envFile), "export ")

@@ -2,6 +2,7 @@ package ssh
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -93,21 +94,23 @@ func rawOutput(t *testing.T, s *testenv.SSHD, cmd string) string {
 	return string(out)
 }
 
-// A setup that fails after it made the spool removes it: it holds the
-// job's environment.
+// A setup whose upload is cut short fails before it makes a spool; one
+// that fails after removes it: it holds the job's environment.
 func TestSetupFailureRemovesSpool(t *testing.T) {
 	t.Parallel()
 	s := sharedSSHD(t)
 	e := newExecutor(t, testOptions(t, s))
 	const script = "echo never"
-	env := string(unpackProgram(envFile([]executors.EnvVar{{Name: "A", Value: "1"}}), nil))
+	whole := string(unpackProgram(envFile([]executors.EnvVar{{Name: "A", Value: "1"}}), nil, "script.sh", script))
 	for _, tc := range []struct {
-		name, unpack, rest, want string
-		helpers                  bool
+		name, unpack, want string
+		nunpack            int // of the upload's own length when 0
+		helpers            bool
 	}{
-		{"truncated upload", env, script, "upload truncated", false},
-		{"unpack program fails", env + "exit 1\n", script + uploadEnd + "\n", "upload could not be unpacked", false},
-		{"helpers without their token", env, script + uploadEnd + "\n", "helpers upload failed", true},
+		{"truncated upload", whole[:len(whole)-3], "upload truncated", len(whole), false},
+		{"no end line", whole[:strings.LastIndex(whole, ":")], "upload truncated", 0, false},
+		{"unpack program fails", "exit 1\n" + whole, "upload could not be unpacked", 0, false},
+		{"helpers without their token", whole, "helpers upload failed", 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -123,8 +126,8 @@ func TestSetupFailureRemovesSpool(t *testing.T) {
 			}
 			defer l.endSession(sess)
 			vars := append(spoolVars(e.opts, spoolTag(spec.JobID, spec.ExecutionID)), jobVars(executors.Bash, "", "script.sh", 0)...)
-			vars = append(vars, uploadVars(len(tc.unpack), len(script), tc.helpers)...)
-			sess.Stdin = strings.NewReader(tc.unpack + tc.rest)
+			vars = append(vars, uploadVars(cmp.Or(tc.nunpack, len(tc.unpack)), tc.helpers)...)
+			sess.Stdin = strings.NewReader(tc.unpack)
 			cmd, sync := remoteCommand(vars, "setup")
 			out, _ := sess.Output(cmd) // exits 3
 			f, err := newFrameReader(bytes.NewReader(out), sync).next()
@@ -139,10 +142,10 @@ func TestSetupFailureRemovesSpool(t *testing.T) {
 // setupUpload is the setup step's variables and stdin for a Bash script,
 // as tests that run the step alone pass them: no environment, no helpers.
 func setupUpload(e *Executor, tag, script string) ([][2]string, string) {
-	unpack := unpackProgram(envFile(nil), nil)
+	unpack := unpackProgram(envFile(nil), nil, "script.sh", script)
 	vars := append(spoolVars(e.opts, tag), jobVars(executors.Bash, "", "script.sh", 0)...)
-	vars = append(vars, uploadVars(len(unpack), len(script), false)...)
-	return vars, string(unpack) + script + uploadEnd + "\n"
+	vars = append(vars, uploadVars(len(unpack), false)...)
+	return vars, string(unpack)
 }
 
 func TestSpoolIsPrivate(t *testing.T) {

@@ -202,52 +202,50 @@ func (r *remoteRun) launched(st *stepSession, fr frame, err, uploadErr error) er
 	return r.lost(cmp.Or(uploadErr, err))
 }
 
-// uploadEnd is the line that ends setup's upload (see setup in remote.sh).
+// uploadEnd is named by the unpack program's last line (see setup in
+// remote.sh).
 const uploadEnd = "cronium-upload-end"
 
-// bundle is what setup reads from stdin: the unpack program, the script and
-// uploadEnd's line; and setup's variables.
+// bundle is what setup reads from stdin, the unpack program; and setup's
+// variables.
 func (r *remoteRun) bundle() ([]byte, [][2]string) {
 	sc := r.spec.Script
 	name := "script" + sc.Language.FileExt()
 	files := helperFiles(r.spec)
-	unpack := unpackProgram(envFile(scriptEnv(r.spec)), files)
-	var b bytes.Buffer
-	b.Grow(len(unpack) + len(sc.Content) + len(uploadEnd) + 1)
-	b.Write(unpack)
-	b.WriteString(sc.Content)
-	b.WriteString(uploadEnd + "\n")
+	unpack := unpackProgram(envFile(scriptEnv(r.spec)), files, name, sc.Content)
 	vars := append(spoolVars(r.e.opts, r.tag), jobVars(sc.Language, sc.WorkDir, name, r.spec.Timeout)...)
 	vars = append(vars, ownerVars(r.e.opts.OrchestratorID, r.t.jobExecutionID)...)
-	vars = append(vars, uploadVars(len(unpack), len(sc.Content), files != nil)...)
-	return b.Bytes(), vars
+	vars = append(vars, uploadVars(len(unpack), files != nil)...)
+	return unpack, vars
 }
 
 // uploadVars are setup's variables that describe its upload.
-func uploadVars(nunpack, nscript int, helpers bool) [][2]string {
+func uploadVars(nunpack int, helpers bool) [][2]string {
 	h := "0"
 	if helpers {
 		h = "1"
 	}
-	return [][2]string{{"nunpack", strconv.Itoa(nunpack)}, {"nscript", strconv.Itoa(nscript)},
-		{"helpers", h}, {"upload_end", uploadEnd}}
+	return [][2]string{{"nunpack", strconv.Itoa(nunpack)}, {"helpers", h}, {"upload_end", uploadEnd}}
 }
 
 // unpackProgram is the sh program setup runs in the new spool ($d) to
-// write the environment file (env) and the helpers' files (h/NAME), one
-// printf line each: a builtin, where decoding each file would start a
-// process or two, a few milliseconds on a small server. printf '%s' writes
-// the single-quoted word as it is, trailing newlines included; the files
-// hold no NUL (checkEnv, and the helpers are text).
-func unpackProgram(env []byte, files []executors.File) []byte {
+// write the environment file (env), the helpers' files (h/NAME) and the
+// script, one printf line each: a builtin, where decoding each file would
+// start a process or two, a few milliseconds on a small server. printf '%s'
+// writes the single-quoted word as it is, trailing newlines included; the
+// files hold no NUL (validate and checkEnv; the helpers are text). Its
+// last line names uploadEnd.
+func unpackProgram(env []byte, files []executors.File, scriptName, script string) []byte {
 	var b bytes.Buffer
-	writeFile := func(name string, data []byte) {
-		b.WriteString("printf '%s' " + shellQuote(string(data)) + ` >"$d"/` + shellQuote(name) + " || exit 1\n")
+	writeFile := func(name string, data string) {
+		b.WriteString("printf '%s' " + shellQuote(data) + ` >"$d"/` + shellQuote(name) + " || exit 1\n")
 	}
-	writeFile("env", env)
+	writeFile("env", string(env))
 	for _, f := range files {
-		writeFile("h/"+f.Name, f.Data)
+		writeFile("h/"+f.Name, string(f.Data))
 	}
+	writeFile(scriptName, script)
+	b.WriteString(": " + uploadEnd + "\n")
 	return b.Bytes()
 }
 
