@@ -32,10 +32,7 @@ type payload struct {
 // each reading instead of copied into the encoding. It replaces them in
 // v for the encoding and restores them.
 func encodePayload(v any, texts ...*string) (*payload, error) {
-	tokens, saved, err := swapBigTexts(texts)
-	if err != nil {
-		return nil, err
-	}
+	tokens, saved := swapBigTexts(texts)
 	raw, err := marshalNoEscape(v)
 	for i, tok := range tokens {
 		if tok != "" {
@@ -82,11 +79,10 @@ func encodePayload(v any, texts ...*string) (*payload, error) {
 		from = c.at + len(c.tok)
 	}
 	p.parts = append(p.parts, raw[from:])
-	for _, b := range p.parts {
-		p.size += int64(len(b))
-	}
-	for _, t := range p.texts {
-		p.size += quotedLen(t)
+	// Measured by reading it, so that the length cannot disagree with
+	// what is sent: a pass of escaping, no copy kept.
+	if p.size, err = io.Copy(io.Discard, p.reader()); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -94,7 +90,7 @@ func encodePayload(v any, texts ...*string) (*payload, error) {
 // swapBigTexts replaces each large text with a random stand-in that JSON
 // encodes as itself; it returns the stand-ins ("" where a text stays, is
 // nil or was named before) and the texts.
-func swapBigTexts(texts []*string) (tokens, saved []string, err error) {
+func swapBigTexts(texts []*string) (tokens, saved []string) {
 	tokens, saved = make([]string, len(texts)), make([]string, len(texts))
 	for i, p := range texts {
 		if p == nil || slices.Contains(texts[:i], p) {
@@ -105,18 +101,11 @@ func swapBigTexts(texts []*string) (tokens, saved []string, err error) {
 			continue
 		}
 		var r [16]byte
-		if _, err := rand.Read(r[:]); err != nil {
-			for j := range i { // restore what was swapped
-				if tokens[j] != "" {
-					*texts[j] = saved[j]
-				}
-			}
-			return nil, nil, err
-		}
+		_, _ = rand.Read(r[:]) // never fails (crypto/rand)
 		tokens[i] = "cronium-text-" + hex.EncodeToString(r[:])
 		*p = tokens[i]
 	}
-	return tokens, saved, nil
+	return tokens, saved
 }
 
 // reader reads the body from its start.
@@ -243,30 +232,4 @@ func escapeASCII(c byte) string {
 		return `\t`
 	}
 	return `\u00` + string(hexDigits[c>>4]) + string(hexDigits[c&0xF])
-}
-
-// quotedLen is the length of s written by quotedReader.
-func quotedLen(s string) int64 {
-	n := int64(2)
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if safeASCII(c) {
-				n++
-			} else {
-				n += int64(len(escapeASCII(c)))
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1, r == '\u2028', r == '\u2029':
-			n += 6
-		default:
-			n += int64(size)
-		}
-		i += size
-	}
-	return n
 }
