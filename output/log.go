@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/cronium/orchestrator/mask"
 )
@@ -227,11 +228,22 @@ func (l *Log) Recent(n int) []Line {
 	return lines
 }
 
-// buffer keeps the first half of the cap and a rolling last half.
+// buffer keeps a stream's output: all of it while it fits the cap, then
+// the first half of the cap and a rolling last half.
+//
+// The bytes of head and tail below their lengths are never written again
+// (appends go past the length, a trim makes a new array, Reset and
+// Restore make new buffers), so a snapshot views them instead of copying
+// them: a job printing 50 MB would otherwise hold it twice, or three
+// times while a render and an update body are alive.
 type buffer struct {
 	headCap, tailCap int
-	head, tail       []byte
-	total, lines     int64
+	// split says the cap was passed: head is the first headCap bytes and
+	// tail rolls. Until then head holds all of the output, so that a
+	// snapshot of it is one view.
+	split        bool
+	head, tail   []byte
+	total, lines int64
 }
 
 func newBuffer(maxBytes int64) *buffer {
@@ -242,6 +254,13 @@ func newBuffer(maxBytes int64) *buffer {
 func (b *buffer) write(p []byte) {
 	b.total += int64(len(p))
 	b.lines += int64(bytes.Count(p, []byte{'\n'}))
+	if !b.split {
+		if limit := b.headCap + b.tailCap; len(b.head)+len(p) <= limit {
+			b.head = appendCapped(b.head, p, limit)
+			return
+		}
+		b.splitHead()
+	}
 	if room := b.headCap - len(b.head); room > 0 {
 		n := min(room, len(p))
 		b.head = append(b.head, p[:n]...)
@@ -257,6 +276,28 @@ func (b *buffer) write(p []byte) {
 	}
 }
 
+// splitHead starts rolling: what head holds past headCap begins the tail.
+func (b *buffer) splitHead() {
+	b.split = true
+	if len(b.head) > b.headCap {
+		b.tail = append([]byte(nil), b.head[b.headCap:]...)
+		b.head = b.head[:b.headCap:b.headCap]
+	}
+}
+
+// appendCapped appends p to s, growing s by doubling but never past limit
+// (len(s)+len(p) <= limit): append's own growth of a large slice, by a
+// quarter, copies a 50 MB output about ten times over, and its last step
+// would reserve memory past the cap that is never used.
+func appendCapped(s, p []byte, limit int) []byte {
+	if need := len(s) + len(p); need > cap(s) {
+		grown := make([]byte, len(s), min(max(2*cap(s), need, 4096), limit))
+		copy(grown, s)
+		s = grown
+	}
+	return append(s, p...)
+}
+
 func (b *buffer) keptTail() []byte {
 	if len(b.tail) > b.tailCap {
 		return b.tail[len(b.tail)-b.tailCap:]
@@ -268,9 +309,13 @@ func (b *buffer) dropped() int64 {
 	return b.total - int64(len(b.head)) - int64(len(b.keptTail()))
 }
 
+// view is p as a string without a copy. Only for bytes that are never
+// written again (see buffer).
+func view(p []byte) string { return unsafe.String(unsafe.SliceData(p), len(p)) }
+
 // rendered is one stream as shown: the head, and once output was left
-// out, the omission marker and the tail. The strings are copies, so they
-// are masked outside the log's lock.
+// out, the omission marker and the tail. head and tail are views of the
+// buffer (see buffer), masked outside the log's lock.
 type rendered struct {
 	head, marker, tail string
 	tailCut            bool // the tail starts where bytes were dropped, maybe inside a secret
@@ -279,12 +324,12 @@ type rendered struct {
 func (b *buffer) render() rendered {
 	tail := b.keptTail()
 	dropped := b.dropped()
-	if dropped == 0 {
-		var all strings.Builder // one copy, where string(head) + string(tail) makes three
-		all.Grow(len(b.head) + len(tail))
-		all.Write(b.head)
-		all.Write(tail)
-		return rendered{head: all.String()}
+	if dropped <= 0 {
+		if len(tail) == 0 { // all of the output, in head while it fits
+			return rendered{head: view(b.head)}
+		}
+		// Only from a Kept whose total is short of what it holds.
+		return rendered{head: string(b.head) + string(tail)}
 	}
 	// Start the tail on a line boundary when one is near, so the first
 	// kept line is whole.
@@ -296,7 +341,7 @@ func (b *buffer) render() rendered {
 	}
 	marker := fmt.Sprintf("\n[cronium: %d bytes of output omitted here; the first and last %d KiB are kept]\n",
 		dropped, b.tailCap/1024)
-	return rendered{head: string(b.head), marker: marker, tail: string(tail), tailCut: cut}
+	return rendered{head: view(b.head), marker: marker, tail: view(tail), tailCut: cut}
 }
 
 // mask masks the head and tail each as a text cut where the omission
@@ -312,63 +357,6 @@ func (r rendered) mask(m *mask.Masker) (string, int) {
 	}
 	tail, n2 := m.Mask(r.tail, cut)
 	return head + r.marker + tail, n1 + n2
-}
-
-// Line is one recent line of output.
-type Line struct {
-	Stream Stream
-	Text   string
-}
-
-// recentLines is a small ring of the latest complete lines; a partial
-// line waits (bounded) for its newline.
-type recentLines struct {
-	max     int
-	lines   []Line
-	partial [2][]byte
-}
-
-const maxRecentLine = 4096
-
-func (r *recentLines) write(s Stream, p []byte) {
-	if r.max <= 0 {
-		return
-	}
-	// Lines that max later lines of this write will push out are not
-	// kept at all: a job printing fast writes hundreds of lines at once,
-	// and each kept line is an allocation.
-	if skip := bytes.Count(p, []byte{'\n'}) - r.max; skip > 0 {
-		for ; skip > 0; skip-- {
-			p = p[bytes.IndexByte(p, '\n')+1:]
-		}
-		r.partial[s] = r.partial[s][:0] // it began a skipped line
-	}
-	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			if room := maxRecentLine - len(r.partial[s]); room > 0 {
-				r.partial[s] = append(r.partial[s], p[:min(room, len(p))]...)
-			}
-			break // not return: a write ending mid-line must trim too
-		}
-		line := append(r.partial[s], p[:i]...)
-		if len(line) > maxRecentLine {
-			line = line[:maxRecentLine]
-		}
-		r.lines = append(r.lines, Line{Stream: s, Text: string(line)})
-		r.partial[s] = r.partial[s][:0]
-		p = p[i+1:]
-	}
-	if len(r.lines) > 2*r.max {
-		r.lines = append([]Line(nil), r.lines[len(r.lines)-r.max:]...)
-	}
-}
-
-func (r *recentLines) last(n int) []Line {
-	// Never more than max: the ring holds up to twice as many between
-	// trims, and how many depends on how the output was chunked.
-	n = max(0, min(n, r.max, len(r.lines)))
-	return append([]Line(nil), r.lines[len(r.lines)-n:]...)
 }
 
 // AppendNote adds a marked last line to an output stream, e.g. why a job

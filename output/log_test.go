@@ -3,6 +3,7 @@ package output
 import (
 	"bytes"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -153,6 +154,38 @@ func TestKeptRestore(t *testing.T) {
 		sa, sb := a.Snapshot(), b.Snapshot()
 		if sa.Stdout != sb.Stdout || sa.Stderr != sb.Stderr || sa.Stats != sb.Stats {
 			t.Fatalf("after %d lines: restored log differs:\n%q\n%q\n%+v\n%+v", first, sa.Stdout, sb.Stdout, sa.Stats, sb.Stats)
+		}
+	}
+}
+
+// TestSnapshotsViewTheLog: a snapshot and a Kept are views of the log's
+// bytes, not copies, and no later write, past the cap or not, changes one
+// taken before it.
+func TestSnapshotsViewTheLog(t *testing.T) {
+	l := New(64, 4, nil)
+	fmt.Fprint(l.Writer(Stdout), "under the cap\n")
+	if s, k := l.Snapshot(), l.Kept(); unsafe.StringData(s.Stdout) != unsafe.SliceData(k.Streams[Stdout].Head) {
+		t.Fatal("the snapshot is a copy of the log's bytes")
+	}
+	type taken struct {
+		snap, snapCopy Snapshot
+		kept, keptCopy Kept
+	}
+	var all []taken
+	for i := range 200 { // far past the cap: the tail rolls and is trimmed many times
+		fmt.Fprintf(l.Writer(Stream(i%2)), "%s%d\n", strings.Repeat("w", i%9), i)
+		tk := taken{snap: l.Snapshot(), kept: l.Kept()}
+		tk.snapCopy = tk.snap
+		tk.snapCopy.Stdout, tk.snapCopy.Stderr = strings.Clone(tk.snap.Stdout), strings.Clone(tk.snap.Stderr)
+		tk.keptCopy = tk.kept
+		for s, ks := range tk.kept.Streams {
+			tk.keptCopy.Streams[s].Head, tk.keptCopy.Streams[s].Tail = bytes.Clone(ks.Head), bytes.Clone(ks.Tail)
+		}
+		all = append(all, tk)
+	}
+	for i, tk := range all {
+		if !reflect.DeepEqual(tk.snap, tk.snapCopy) || !reflect.DeepEqual(tk.kept, tk.keptCopy) {
+			t.Fatalf("after write %d: a later write changed it:\n%+v\nwas\n%+v", i, tk.snap, tk.snapCopy)
 		}
 	}
 }

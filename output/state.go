@@ -16,13 +16,14 @@ type KeptStream struct {
 	Lines int64  `json:"lines"`
 }
 
-// Kept returns a copy of what the log keeps.
+// Kept returns what the log keeps. Its bytes are the log's own, which are
+// never written again (see buffer): read them, never change them.
 func (l *Log) Kept() Kept {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	k := Kept{Seq: l.seq}
 	for i, b := range l.streams {
-		k.Streams[i] = KeptStream{Head: append([]byte(nil), b.head...), Tail: append([]byte(nil), b.keptTail()...),
+		k.Streams[i] = KeptStream{Head: b.head[:len(b.head):len(b.head)], Tail: b.keptTail(),
 			Total: b.total, Lines: b.lines}
 	}
 	return k
@@ -37,6 +38,8 @@ func (l *Log) Restore(k Kept) {
 	for i, b := range l.streams {
 		nb := newBuffer(int64(b.headCap + b.tailCap))
 		ks := k.Streams[i]
+		// Output was left out between head and tail: keep them apart.
+		nb.split = ks.Total > int64(len(ks.Head)+len(ks.Tail))
 		nb.write(ks.Head)
 		nb.write(ks.Tail)
 		nb.total, nb.lines = ks.Total, ks.Lines
