@@ -137,6 +137,20 @@ func FuzzLogChunking(f *testing.F) {
 			t.Fatalf("restored log differs:\n%+v\n%+v", r, snap)
 		}
 
+		// A snapshot and a Kept view the log's bytes: later writes leave
+		// them as they were.
+		mid, kept := first.Snapshot(), first.Kept()
+		midCopy := mid
+		midCopy.Stdout, midCopy.Stderr = strings.Clone(mid.Stdout), strings.Clone(mid.Stderr)
+		keptCopy := kept
+		for i, ks := range kept.Streams {
+			keptCopy.Streams[i].Head, keptCopy.Streams[i].Tail = bytes.Clone(ks.Head), bytes.Clone(ks.Tail)
+		}
+		feed(first, ws[half:])
+		if !reflect.DeepEqual(mid, midCopy) || !reflect.DeepEqual(kept, keptCopy) {
+			t.Fatalf("later writes changed an earlier snapshot or Kept:\n%+v\n%+v", mid, midCopy)
+		}
+
 		// Reset starts afresh.
 		chunked.Reset()
 		if s := chunked.Snapshot(); s.Stdout != "" || s.Stderr != "" || s.Stats.Bytes() != 0 || len(chunked.Recent(keep)) != 0 {
@@ -191,9 +205,10 @@ func TestRecentLinesStayBounded(t *testing.T) {
 	for i := range 1000 {
 		_, _ = w.Write([]byte("line " + strconv.Itoa(i) + "\npart"))
 	}
-	if n := len(l.recent.lines); n > 2*3 {
+	if n := len(l.recent.ring); n > 3 {
 		t.Fatalf("the ring holds %d lines; the log keeps 3", n)
 	}
+
 	got := l.Recent(100)
 	want := []Line{{Stdout, "partline 997"}, {Stdout, "partline 998"}, {Stdout, "partline 999"}}
 	if !reflect.DeepEqual(got, want) {
@@ -201,5 +216,9 @@ func TestRecentLinesStayBounded(t *testing.T) {
 	}
 	if got := l.Recent(-1); len(got) != 0 {
 		t.Fatalf("Recent(-1) = %q", got)
+	}
+	line := []byte("another line\n")
+	if allocs := testing.AllocsPerRun(100, func() { l.recent.write(Stdout, line) }); allocs > 0 {
+		t.Fatalf("%v allocations per line once the ring is full", allocs)
 	}
 }
