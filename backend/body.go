@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"slices"
 	"unicode/utf8"
@@ -123,21 +122,27 @@ func (p *payload) reader() io.Reader {
 	return io.MultiReader(rs...)
 }
 
-// EncodeJSON is v as JSON (no HTML escaping), in one allocation of its
-// exact size: texts point to strings of v, a job's output, that are
-// escaped straight into it instead of going through encoding/json's buffer
-// and its copy (see encodePayload). For a completion kept on disk.
-func EncodeJSON(v any, texts ...*string) ([]byte, error) {
+// Encoded is a value's JSON (no HTML escaping) that is read, not held: its
+// large texts, a job's output, are escaped as they are read (see
+// encodePayload). For a completion kept on disk: the journal writes it as
+// it reads it.
+type Encoded struct{ p *payload }
+
+// EncodeJSON encodes v; texts point to strings of v that may be large.
+// v's strings must not change while the Encoded is read.
+func EncodeJSON(v any, texts ...*string) (Encoded, error) {
 	p, err := encodePayload(v, texts...)
 	if err != nil {
-		return nil, err
+		return Encoded{}, err
 	}
-	b := make([]byte, p.size)
-	if _, err := io.ReadFull(p.reader(), b); err != nil {
-		return nil, fmt.Errorf("backend: encode: %w", err)
-	}
-	return b, nil
+	return Encoded{p}, nil
 }
+
+// Len is the encoding's length in bytes.
+func (e Encoded) Len() int64 { return e.p.size }
+
+// Reader reads the encoding from its start; each call reads it anew.
+func (e Encoded) Reader() io.Reader { return e.p.reader() }
 
 // quotedReader reads s as a JSON string, quotes included, escaped as
 // encoding/json escapes a string without HTML escaping.

@@ -62,6 +62,12 @@ type Entry struct {
 	// have reached the backend just before a restart: recovery asks
 	// before it sends it again.
 	Completion json.RawMessage `json:"completion,omitempty"`
+	// CompletionBody, when set, is saved as the completion instead of
+	// Completion: the /complete body as it is encoded, read into the log
+	// as it is written, so that a large output is not held once more as
+	// JSON. It must read as one valid JSON value. Load returns it as
+	// Completion.
+	CompletionBody Body `json:"-"`
 }
 
 // Unreadable is an entry that could not be read; its job can only be
@@ -126,11 +132,11 @@ func (d *Dir) Save(e Entry) error {
 		return errors.New("journal: entry without a job id")
 	}
 	e.Version = version
-	data, more, err := encodeEntry(e)
+	data, body, tail, err := encodeEntry(e)
 	if err != nil {
 		return fmt.Errorf("journal: encode %s: %w", e.JobID, err)
 	}
-	if err := d.log.append(record{op: opEntry, jobID: e.JobID, payload: data, more: more}); err != nil {
+	if err := d.log.append(record{op: opEntry, jobID: e.JobID, payload: data, body: body, tail: tail}); err != nil {
 		return fmt.Errorf("journal: save %s: %w", e.JobID, err)
 	}
 	return nil
@@ -296,19 +302,21 @@ func syncDir(dir string) error {
 	return f.Sync()
 }
 
-// encodeEntry is e as JSON: data, then the parts more, in this order. A
-// completion, which holds the job's whole output, is one of those parts as
-// it is: encoding/json would validate it into its own buffer and copy that
-// out, two more copies of a large output.
-func encodeEntry(e Entry) (data []byte, more [][]byte, err error) {
-	comp := e.Completion
-	e.Completion = nil
-	if data, err = json.Marshal(e); err != nil || len(comp) == 0 {
-		return data, nil, err
+// encodeEntry is e as JSON: data, then body and tail, in this order. A
+// completion, which holds the job's whole output, is the body: written as
+// it is read, not copied into the record (see CompletionBody).
+func encodeEntry(e Entry) (data []byte, body Body, tail []byte, err error) {
+	body = e.CompletionBody
+	if body == nil && len(e.Completion) > 0 {
+		if !json.Valid(e.Completion) {
+			return nil, nil, nil, errors.New("the completion is not valid JSON")
+		}
+		body = bytesBody(e.Completion)
 	}
-	if !json.Valid(comp) {
-		return nil, nil, errors.New("the completion is not valid JSON")
+	e.Completion = nil
+	if data, err = json.Marshal(e); err != nil || body == nil {
+		return data, nil, nil, err
 	}
 	// An object: it ends in }.
-	return append(data[:len(data)-1], `,"completion":`...), [][]byte{comp, []byte("}")}, nil
+	return append(data[:len(data)-1], `,"completion":`...), body, []byte("}"), nil
 }

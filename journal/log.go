@@ -3,6 +3,7 @@ package journal
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -66,34 +67,6 @@ type logFile struct {
 	compactAt int64                // no compaction below this size (after one failed)
 }
 
-// batch is records written together with one fsync.
-type batch struct {
-	buf  []byte
-	recs []batched
-	done chan struct{} // closed once written (err says how)
-	lead chan struct{} // one of its callers leads the write (see append)
-	err  error
-}
-
-type batched struct {
-	op    op
-	jobID string
-	off   int // of the payload, in buf
-	n     int
-	size  int64
-}
-
-func newBatch() *batch { return &batch{done: make(chan struct{}), lead: make(chan struct{}, 1)} }
-
-func (b *batch) add(r record) {
-	start := len(b.buf)
-	b.buf = appendRecord(b.buf, r)
-	size := len(b.buf) - start
-	n := r.payloadLen()
-	b.recs = append(b.recs, batched{op: r.op, jobID: r.jobID, off: len(b.buf) - n, n: n,
-		size: int64(size)})
-}
-
 // openLog opens (or creates) the log and indexes it. A torn last record
 // is cut off: its append never returned, so nothing relied on it.
 func openLog(dir string) (*logFile, error) {
@@ -127,20 +100,23 @@ func openLog(dir string) (*logFile, error) {
 
 // index applies one record, at payloadOff in the file, to the index.
 func (l *logFile) index(r record, payloadOff, size int64) {
+	l.indexAt(r.op, r.jobID, span{off: payloadOff, n: int64(len(r.payload)), size: size})
+}
+
+func (l *logFile) indexAt(o op, jobID string, s span) {
 	drop := func(m map[string]span) {
-		if old, ok := m[r.jobID]; ok {
+		if old, ok := m[jobID]; ok {
 			l.live -= old.size
-			delete(m, r.jobID)
+			delete(m, jobID)
 		}
 	}
-	s := span{off: payloadOff, n: len(r.payload), size: size}
-	switch r.op {
+	switch o {
 	case opEntry:
 		drop(l.entries)
-		l.entries[r.jobID], l.live = s, l.live+size
+		l.entries[jobID], l.live = s, l.live+s.size
 	case opHelpers:
 		drop(l.helpers)
-		l.helpers[r.jobID], l.live = s, l.live+size
+		l.helpers[jobID], l.live = s, l.live+s.size
 	case opRemove:
 		drop(l.entries)
 		drop(l.helpers)
@@ -203,9 +179,9 @@ func (l *logFile) lead() {
 	}
 	if b.err == nil {
 		for _, r := range b.recs {
-			l.index(record{op: r.op, jobID: r.jobID, payload: b.buf[r.off : r.off+r.n]}, l.size+int64(r.off), r.size)
+			l.indexAt(r.op, r.jobID, span{off: l.size + r.off, n: r.n, size: r.size})
 		}
-		l.size += int64(len(b.buf))
+		l.size += b.size
 	}
 	close(b.done)
 	if l.failed == nil && l.size >= max(compactMin, l.compactAt) && l.size >= compactRatio*l.live {
@@ -234,7 +210,7 @@ func (l *logFile) lead() {
 // batch is cut off again so that a process that goes on reading does not
 // take it for saved.
 func (l *logFile) write(b *batch) error {
-	if _, err := l.f.WriteAt(b.buf, l.size); err != nil {
+	if err := b.writeAt(l.f, l.size); err != nil {
 		_ = l.f.Truncate(l.size)
 		return fmt.Errorf("journal: write: %w", err)
 	}
@@ -266,14 +242,11 @@ func (l *logFile) compact() (renamed bool, err error) {
 		live map[string]span
 	}{{opEntry, l.entries}, {opHelpers, l.helpers}} {
 		for id, s := range part.live {
-			payload := make([]byte, s.n)
-			if _, err := l.f.ReadAt(payload, s.off); err != nil {
-				return fail(err)
-			}
-			nb.add(record{op: part.op, jobID: id, payload: payload})
+			// Read while written, not held: a completion may be large.
+			nb.add(record{op: part.op, jobID: id, body: section{io.NewSectionReader(l.f, s.off, s.n)}})
 		}
 	}
-	if _, err := f.Write(nb.buf); err != nil {
+	if err := nb.writeAt(f, 0); err != nil {
 		return fail(err)
 	}
 	if err := f.Sync(); err != nil {
@@ -290,7 +263,7 @@ func (l *logFile) compact() (renamed bool, err error) {
 	}
 	entries, helpers := map[string]span{}, map[string]span{}
 	for _, r := range nb.recs {
-		s := span{off: int64(r.off), n: r.n, size: r.size}
+		s := span{off: r.off, n: r.n, size: r.size}
 		if r.op == opEntry {
 			entries[r.jobID] = s
 		} else {
@@ -299,7 +272,7 @@ func (l *logFile) compact() (renamed bool, err error) {
 	}
 	l.mu.Lock()
 	old := l.f
-	l.f, l.size, l.live, l.entries, l.helpers = f, int64(len(nb.buf)), int64(len(nb.buf)), entries, helpers
+	l.f, l.size, l.live, l.entries, l.helpers = f, nb.size, nb.size, entries, helpers
 	l.mu.Unlock()
 	old.Close()
 	return true, nil

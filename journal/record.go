@@ -20,17 +20,25 @@ type record struct {
 	op      op
 	jobID   string
 	payload []byte
-	// more continues the payload of a record being written: a large part
-	// (a completion's output) is copied once, into the batch, instead of
-	// first being joined to the rest.
-	more [][]byte
+	// body and then tail continue the payload of a record being written:
+	// a large part (a completion and its output) is read into the log as
+	// it is written, never copied whole into memory.
+	body Body
+	tail []byte
 }
 
-// payloadLen is the length of r's payload, more included.
-func (r record) payloadLen() int {
-	n := len(r.payload)
-	for _, b := range r.more {
-		n += len(b)
+// Body is a payload part too large to copy: the log reads it while it
+// writes it, once.
+type Body interface {
+	Len() int64
+	Reader() io.Reader // exactly Len bytes
+}
+
+// payloadLen is the length of r's payload, body and tail included.
+func (r record) payloadLen() int64 {
+	n := int64(len(r.payload) + len(r.tail))
+	if r.body != nil {
+		n += r.body.Len()
 	}
 	return n
 }
@@ -39,28 +47,46 @@ func (r record) payloadLen() int {
 // record's size (what compaction would keep of it).
 type span struct {
 	off  int64 // of the payload
-	n    int   // payload bytes
+	n    int64 // payload bytes
 	size int64 // the whole record
 }
 
-func appendRecord(buf []byte, r record) []byte {
+// appendRecord frames r at the end of buf. A record with a body is framed
+// around it: its CRC is completed once the body is written (see
+// batch.write), and pending says how.
+func appendRecord(buf []byte, r record) (_ []byte, pending *pendingBody) {
 	var id [binary.MaxVarintLen64]byte
 	idn := binary.PutUvarint(id[:], uint64(len(r.jobID)))
-	bodyLen := 1 + idn + len(r.jobID) + r.payloadLen()
+	bodyLen := int64(1+idn+len(r.jobID)) + r.payloadLen()
 	start := len(buf)
-	buf = slices.Grow(buf, headerSize+bodyLen)
+	buf = slices.Grow(buf, headerSize+1+idn+len(r.jobID)+len(r.payload)+len(r.tail))
 	buf = binary.LittleEndian.AppendUint32(buf, uint32(bodyLen))
 	buf = binary.LittleEndian.AppendUint32(buf, 0) // the CRC, below
 	buf = append(buf, byte(r.op))
 	buf = append(buf, id[:idn]...)
 	buf = append(buf, r.jobID...)
 	buf = append(buf, r.payload...)
-	for _, b := range r.more {
-		buf = append(buf, b...)
-	}
 	crc := crc32.Checksum(buf[start+headerSize:], crcTable)
+	if r.body != nil {
+		pending = &pendingBody{body: r.body, at: len(buf), crcAt: start + 4, crc: crc, tail: len(r.tail)}
+		buf = append(buf, r.tail...)
+		return buf, pending
+	}
+	crc = crc32.Update(crc, crcTable, r.tail)
+	buf = append(buf, r.tail...)
 	binary.LittleEndian.PutUint32(buf[start+4:], crc)
-	return buf
+	return buf, nil
+}
+
+// pendingBody is a record's body, to be written between buf[:at] and
+// buf[at:] of its batch; the record's CRC, at crcAt in buf, is crc so far
+// and goes on over the body and then the tail bytes after at.
+type pendingBody struct {
+	body  Body
+	at    int
+	crcAt int
+	crc   uint32
+	tail  int
 }
 
 // scan reads records from r until its end or the first record that is not
@@ -122,7 +148,7 @@ func decodeBody(body []byte) (rec record, head int, ok bool) {
 }
 
 // recordSize is the body length of r, framed.
-func recordSize(r record) int {
+func recordSize(r record) int64 {
 	var id [binary.MaxVarintLen64]byte
-	return 1 + binary.PutUvarint(id[:], uint64(len(r.jobID))) + len(r.jobID) + r.payloadLen()
+	return int64(1+binary.PutUvarint(id[:], uint64(len(r.jobID)))+len(r.jobID)) + r.payloadLen()
 }

@@ -86,8 +86,9 @@ func (a *Actor) save(st State, stage journal.Stage) error {
 		e.Executor = string(plan.Kind)
 	}
 	if stage == journal.Completing && completion != nil {
-		c := *completion // the output is escaped into one buffer, not copied twice
-		if e.Completion, err = backend.EncodeJSON(&c, &c.Output.Stdout, &c.Output.Stderr); err != nil {
+		// Written as it is encoded: a large output is not held again as JSON.
+		c := *completion
+		if e.CompletionBody, err = backend.EncodeJSON(&c, &c.Output.Stdout, &c.Output.Stderr); err != nil {
 			return err
 		}
 	}
