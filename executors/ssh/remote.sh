@@ -12,9 +12,10 @@
 #                        execution is the one the job knows (reconcile.go)
 #   launched             claimed by whoever may launch: exactly one winner
 #                        (see claim; a directory, from earlier versions,
-#                        counts as claimed too)
-#   launch_at            when setup launched the wrapper (epoch s), which
-#                        is when the job started, to the second
+#                        counts as claimed too); claimed right before the
+#                        launch, so its mtime is when the job started (see
+#                        launched_at; earlier versions wrote launch_at)
+#   umask                the login umask, which the job restores
 #   wpid pgid            the wrapper's pid and the job's process group
 #   out err              the job's stdout and stderr
 #   fpid                 the pid of the last follow to attach, woken by the
@@ -160,8 +161,6 @@ wait_status() {
 # script (head -c cannot tell).
 setup() {
 	d=
-	um=$(umask)
-	umask 077
 	fences
 	g0=$nf
 	[ -d "$base" ] || fail "spool directory $base does not exist on the server"
@@ -176,6 +175,11 @@ setup() {
 	*) fail "upload truncated" ;;
 	esac
 	d=$(mktemp -d "$base/cronium-$tag.XXXXXX") || fail "cannot create a spool directory in $base"
+	# mktemp -d makes the spool 0700 whatever the umask. The login umask is
+	# kept for the job in a file, which costs no process, where $(umask)
+	# forks; everything else is written under 077.
+	umask >"$d/umask" || fail "cannot write to $d"
+	umask 077
 	{ [ -z "$owner" ] || printf '%s %s\n' "$owner" "$owner_exec" >"$d/owner"; } || fail "cannot write to $d"
 	printf '%s\n' "$p" >"$d/lib.sh"
 	[ "$helpers" != 1 ] || mkdir "$d/h" "$d/h/c" || fail "cannot write to $d"
@@ -188,13 +192,12 @@ setup() {
 	: >"$d/err"
 	fences
 	[ "$nf" = "$g0" ] || fail "setup superseded by a resumed run"
-	date +%s >"$d/launch_at"
 	claim "$d/launched" || fail "spool was claimed by a resumed run"
-	setsid /bin/sh "$d/lib.sh" wrap "$um" </dev/null >/dev/null 2>&1 &
+	setsid /bin/sh "$d/lib.sh" wrap </dev/null >/dev/null 2>&1 &
 	printf 'S %s\n' "$d"
 }
 
-# wrap ($1: the login umask, restored for the job) runs in its own session,
+# wrap runs in its own session,
 # outside the job's process group, so that it survives stopping the job and
 # records how it ended. The job opens out and err itself: the shell's own
 # "Killed" notices must not land in the job's stderr.
@@ -205,7 +208,7 @@ wrap() {
 		setsid /bin/sh "$d/lib.sh" watchdog </dev/null >/dev/null 2>&1 &
 		wd=$!
 	fi
-	setsid /bin/sh "$d/lib.sh" job "$1" </dev/null >/dev/null 2>&1
+	setsid /bin/sh "$d/lib.sh" job </dev/null >/dev/null 2>&1
 	st=$?
 	[ -n "$wd" ] && kill -s TERM -- "-$wd" 2>/dev/null
 	claim "$d/stop.lock"
@@ -275,7 +278,9 @@ job() {
 	# file, which pgid takes for none yet.
 	printf '%s\n' "$$" >"$d/pgid"
 	exec >>"$d/out" 2>>"$d/err"
-	umask "$1"
+	um=
+	read -r um 2>/dev/null <"$d/umask"
+	case $um in '' | *[!0-7]*) ;; *) umask "$um" ;; esac # else setup's 077
 	set -- "$d/$script" "${workdir:-${HOME:-/}}" "$lang" "$d/env"
 	. "$4"
 	: >"$4" # the job's secrets stay in its environment only
@@ -299,13 +304,23 @@ job() {
 	exit 127
 }
 
+# launched_at sets la to when the job started (epoch s), or to nothing
+# when that is unknown: launch_at where an earlier version wrote it, else
+# the mtime of launched (GNU and BusyBox date -r). Only a resumed run asks,
+# so that no job pays a process for it.
+launched_at() {
+	la=
+	read -r la 2>/dev/null <"$d/launch_at"
+	case $la in '' | *[!0-9]*) la=$(date -r "$d/launched" +%s 2>/dev/null) ;; esac
+	case $la in '' | *[!0-9]*) la= ;; esac
+}
+
 # elapsed prints the seconds since the job started (setup launched it).
 elapsed() {
-	s=
-	read -r s 2>/dev/null <"$d/launch_at"
-	case $s in
-	'' | *[!0-9]*) printf 0 ;;
-	*) printf '%s' $(($(date +%s) - s)) ;;
+	launched_at
+	case $la in
+	'') printf 0 ;;
+	*) printf '%s' $(($(date +%s) - la)) ;;
 	esac
 }
 
@@ -332,10 +347,8 @@ wrapper_gone() {
 # starting the wrapper leaves a launched spool nothing will finish. A minute
 # after the launch, a wrapper with no pid was never started.
 never_started() {
-	la=
-	read -r la 2>/dev/null <"$d/launch_at"
-	case $la in '' | *[!0-9]*) return 1 ;; esac
-	[ $(($(date +%s) - la)) -gt 60 ]
+	launched_at
+	[ -n "$la" ] && [ $(($(date +%s) - la)) -gt 60 ]
 }
 
 # lost_wrapper notices a wrapper that died without recording a status (the

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -317,9 +318,23 @@ done; true`)
 
 // A setup cut between claiming the launch and starting the wrapper leaves a
 // launched spool with no wrapper: a minute after the launch, follow ends it
-// as lost instead of waiting for a status nothing will write.
+// as lost instead of waiting for a status nothing will write. When the job
+// started is the mtime of launched, or launch_at where an earlier version
+// wrote it; the follow's A frame gives the seconds since.
 func TestLaunchedSpoolWithoutWrapperEndsLost(t *testing.T) {
 	t.Parallel()
+	for name, layout := range map[string]string{
+		"launched's mtime": `: >"$d/launched"; touch -d "@$(( $(date +%s) - 120 ))" "$d/launched"`,
+		"earlier version":  `mkdir -p "$d/launched"; echo $(( $(date +%s) - 120 )) >"$d/launch_at"`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			followLostSpool(t, layout)
+		})
+	}
+}
+
+func followLostSpool(t *testing.T, layout string) {
 	s := sharedSSHD(t)
 	e := newExecutor(t, testOptions(t, s))
 	spec := bashSpec(t, "echo never", keyServer(s))
@@ -327,9 +342,9 @@ func TestLaunchedSpoolWithoutWrapperEndsLost(t *testing.T) {
 	t.Cleanup(func() { e.Abandon(context.Background(), spec) })
 	remote(t, s, `set -e
 d=/tmp/cronium-`+tag+`.AbCdEf
-mkdir -p "$d/launched"
+mkdir -p "$d"
+`+layout+`
 : >"$d/out"; : >"$d/err"
-echo $(( $(date +%s) - 120 )) >"$d/launch_at"
 chown -R `+s.User+` "$d"; chmod 700 "$d"`)
 
 	l, err := e.pool.acquire(t.Context(), keyServer(s), false)
@@ -355,6 +370,11 @@ chown -R `+s.User+` "$d"; chmod 700 "$d"`)
 		f, err := fr.next()
 		if err != nil {
 			t.Fatalf("no end frame: %v", err)
+		}
+		if f.kind == 'A' {
+			if n, err := strconv.Atoi(f.args[len(f.args)-1]); err != nil || n < 119 || n > 600 {
+				t.Fatalf("A frame %v: want about 120 s since the launch", f.args)
+			}
 		}
 		if f.kind == 'X' {
 			if strings.Join(f.args, " ") != "255 lost" {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	xssh "golang.org/x/crypto/ssh"
+
 	"github.com/cronium/orchestrator/executors"
 	"github.com/cronium/orchestrator/internal/testenv"
 )
@@ -35,6 +37,41 @@ func TestExitCodeAndStreams(t *testing.T) {
 		t.Fatalf("timings = %+v", tm)
 	}
 	assertNoSpool(t, s, spec)
+}
+
+// The job runs under the login umask, as a plain session's command does,
+// though setup writes the spool under 077: files the job creates get the
+// modes users expect.
+func TestJobKeepsTheLoginUmask(t *testing.T) {
+	t.Parallel()
+	s := sharedSSHD(t)
+	e := newExecutor(t, testOptions(t, s))
+	signer, err := xssh.ParsePrivateKey([]byte(s.Key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := xssh.Dial("tcp", s.Addr, &xssh.ClientConfig{User: s.User,
+		Auth: []xssh.AuthMethod{xssh.PublicKeys(signer)}, HostKeyCallback: xssh.FixedHostKey(s.HostKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	sess, err := client.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	login, err := sess.Output("umask")
+	sess.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, c, err := run(t, e, bashSpec(t, "umask", keyServer(s)))
+	if err != nil || !res.Succeeded() {
+		t.Fatalf("res=%+v err=%v", res, err)
+	}
+	if c.stdout.String() != string(login) || string(login) == "0077\n" {
+		t.Fatalf("the job's umask is %q, a plain session's %q", c.stdout.String(), login)
+	}
 }
 
 func TestExitSignalNamed(t *testing.T) {
