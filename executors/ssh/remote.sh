@@ -177,7 +177,8 @@ setup() {
 	d=$(mktemp -d "$base/cronium-$tag.XXXXXX") || fail "cannot create a spool directory in $base"
 	# mktemp -d makes the spool 0700 whatever the umask. The login umask is
 	# kept for the job in a file, which costs no process, where $(umask)
-	# forks; everything else is written under 077.
+	# forks; the file is written under it (it holds nothing secret, in a
+	# spool no one else can enter), everything else under 077.
 	umask >"$d/umask" || fail "cannot write to $d"
 	umask 077
 	{ [ -z "$owner" ] || printf '%s %s\n' "$owner" "$owner_exec" >"$d/owner"; } || fail "cannot write to $d"

@@ -153,8 +153,10 @@ func TestSpoolIsPrivate(t *testing.T) {
 	t.Parallel()
 	s := sharedSSHD(t)
 	e := newExecutor(t, testOptions(t, s))
-	// The job looks at its own spool: $0 is the script in it.
-	spec := bashSpec(t, `d=$(dirname "$0"); stat -c '%a %U' "$d"; find "$d" -perm /077 | wc -l; basename "$d"`, keyServer(s))
+	// The job looks at its own spool: $0 is the script in it. Only umask,
+	// which holds the login umask and nothing secret, is written before
+	// setup's umask 077 (see setup), so under the login umask.
+	spec := bashSpec(t, `d=$(dirname "$0"); stat -c '%a %U' "$d"; find "$d" -perm /077 ! -path "$d/umask" | wc -l; basename "$d"`, keyServer(s))
 	res, c, err := run(t, e, spec)
 	want := regexp.MustCompile(`^700 cronium\n0\ncronium-` + regexp.QuoteMeta(spoolTag(spec.JobID, spec.ExecutionID)) + `\.[A-Za-z0-9]{6}\n$`)
 	if err != nil || !res.Succeeded() || !want.MatchString(c.stdout.String()) {
