@@ -53,9 +53,9 @@ func (b *batch) writeAt(f io.WriterAt, off int64) error {
 	for _, p := range b.bodies {
 		at := off + int64(p.at-from)
 		w := &crcWriter{w: io.NewOffsetWriter(f, at), crc: p.crc}
-		n, err := io.Copy(w, p.body.Reader())
+		n, err := io.Copy(w, bodyReader{p.body.Reader()})
 		if err == nil && n != p.body.Len() {
-			err = fmt.Errorf("a body of %d bytes gave %d", p.body.Len(), n)
+			err = &bodyError{fmt.Errorf("a body of %d bytes gave %d", p.body.Len(), n)}
 		}
 		if err != nil {
 			return err
@@ -69,6 +69,24 @@ func (b *batch) writeAt(f io.WriterAt, off int64) error {
 	}
 	_, err := f.WriteAt(b.buf[from:], off)
 	return err
+}
+
+// bodyError is a Body that could not be read, or not as long as it said:
+// the fault of that record, not of the file.
+type bodyError struct{ err error }
+
+func (e *bodyError) Error() string { return "journal: a record's body: " + e.err.Error() }
+func (e *bodyError) Unwrap() error { return e.err }
+
+// bodyReader marks its reader's errors as the body's.
+type bodyReader struct{ r io.Reader }
+
+func (b bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &bodyError{err}
+	}
+	return n, err
 }
 
 // crcWriter passes writes on and keeps their CRC-32C.

@@ -174,7 +174,8 @@ func (l *logFile) lead() {
 		b.err = l.write(b)
 	}
 	l.mu.Lock()
-	if b.err != nil && l.failed == nil {
+	var refused *bodyError
+	if b.err != nil && l.failed == nil && !errors.As(b.err, &refused) {
 		l.failed = fmt.Errorf("journal: failed earlier, not written since: %w", b.err)
 	}
 	if b.err == nil {
@@ -209,9 +210,15 @@ func (l *logFile) lead() {
 // Only the leader calls it. A failure fails the log (see failed); the
 // batch is cut off again so that a process that goes on reading does not
 // take it for saved.
+//
+// A body that could not be read fails only its batch, once the batch is
+// cut off again: the file is then as it was.
 func (l *logFile) write(b *batch) error {
 	if err := b.writeAt(l.f, l.size); err != nil {
-		_ = l.f.Truncate(l.size)
+		var body *bodyError
+		if terr := l.f.Truncate(l.size); terr != nil && errors.As(err, &body) {
+			err = fmt.Errorf("%v, and cutting it off: %w", body, terr) // the file is unknown now
+		}
 		return fmt.Errorf("journal: write: %w", err)
 	}
 	if err := l.sync(l.f); err != nil {

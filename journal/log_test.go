@@ -296,9 +296,11 @@ func (g genBody) bytes() []byte {
 
 // A completion saved as a Body is written in its place among the batch's
 // records, with their CRCs right: after reopening, every entry reads back
-// as saved, and so after compaction copies the body from the old file.
-// A body that reads short of its length fails the save, and nothing of it
-// is taken for saved.
+// as saved, and so after compaction copies the body from the old file. The
+// batch holds, in this order, a record, a body, a record, a body, a body:
+// bodies first, last, side by side and between records. A body cut short
+// by a crash is dropped at reopen; a body that reads short of its length
+// fails its batch's saves only, and the log goes on.
 func TestBodiesAreWrittenInPlace(t *testing.T) {
 	path := t.TempDir()
 	d, err := Open(path)
@@ -313,8 +315,8 @@ func TestBodiesAreWrittenInPlace(t *testing.T) {
 		}
 		return f.Sync()
 	}
-	bodies := map[string]genBody{"a": {lines: 20000}, "c": {lines: 3}}
-	saves := []Entry{entry("first", Running), entry("a", Completing), entry("b", Running), entry("c", Completing), entry("d", Claimed)}
+	bodies := map[string]genBody{"a": {lines: 20000}, "c": {lines: 3}, "d": {lines: 7}}
+	saves := []Entry{entry("first", Running), entry("a", Completing), entry("b", Running), entry("c", Completing), entry("d", Completing)}
 	var wg sync.WaitGroup
 	errs := make(chan error, len(saves))
 	for i, e := range saves {
@@ -323,15 +325,17 @@ func TestBodiesAreWrittenInPlace(t *testing.T) {
 		}
 		wg.Add(1)
 		go func() { defer wg.Done(); errs <- d.Save(e) }()
-		if i == 0 { // the rest wait for it, and go out together
-			waitFor(t, func() bool { return syncs.Load() == 1 })
-		}
+		// One at a time into the batch, so their order is this one; the
+		// first is written alone and holds the rest until all wait.
+		waitFor(t, func() bool {
+			if i == 0 {
+				return syncs.Load() == 1
+			}
+			d.log.mu.Lock()
+			defer d.log.mu.Unlock()
+			return len(d.log.next.recs) == i
+		})
 	}
-	waitFor(t, func() bool {
-		d.log.mu.Lock()
-		defer d.log.mu.Unlock()
-		return len(d.log.next.recs) == len(saves)-1
-	})
 	close(hold)
 	wg.Wait()
 	close(errs)
@@ -340,10 +344,10 @@ func TestBodiesAreWrittenInPlace(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	check := func(when string) {
+	check := func(when string, want int) {
 		t.Helper()
 		got, bad, err := d.Load()
-		if err != nil || len(got) != len(saves) || len(bad) != 0 {
+		if err != nil || len(got) != want || len(bad) != 0 {
 			t.Fatalf("%s: %d entries, %v unreadable, %v", when, len(got), bad, err)
 		}
 		for _, e := range got {
@@ -361,21 +365,44 @@ func TestBodiesAreWrittenInPlace(t *testing.T) {
 		}
 	}
 	reopen()
-	check("reopened")
+	check("reopened", len(saves))
 	if _, err := d.log.compact(); err != nil {
 		t.Fatal(err)
 	}
-	check("compacted")
+	check("compacted", len(saves))
 	reopen()
-	check("compacted and reopened")
+	check("compacted and reopened", len(saves))
 
 	short := entry("short", Completing)
 	short.CompletionBody = lyingBody{genBody{lines: 10}}
 	if err := d.Save(short); err == nil {
 		t.Fatal("a body shorter than its length was saved")
 	}
+	if err := d.Save(entry("after", Running)); err != nil {
+		t.Fatalf("a save after a short body: %v", err)
+	}
+	check("after a short body", len(saves)+1)
 	reopen()
-	check("after a short body")
+	check("after a short body, reopened", len(saves)+1)
+
+	// A crash inside a body's write: the record is cut off at reopen.
+	torn := entry("torn", Completing)
+	bodies["torn"] = genBody{lines: 5000}
+	torn.CompletionBody = bodies["torn"]
+	if err := d.Save(torn); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	log := filepath.Join(path, logName)
+	info, _ := os.Stat(log)
+	if err := os.Truncate(log, info.Size()-bodies["torn"].Len()/2); err != nil {
+		t.Fatal(err)
+	}
+	if d, err = Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	check("cut inside a body", len(saves)+1)
 }
 
 // lyingBody claims a byte more than it reads.

@@ -277,11 +277,14 @@ func (b *buffer) write(p []byte) {
 }
 
 // splitHead starts rolling: what head holds past headCap begins the tail.
+// Both are copied out of head's array (up to twice headCap), so that the
+// array is freed once no snapshot views it, instead of living as long as
+// the head.
 func (b *buffer) splitHead() {
 	b.split = true
 	if len(b.head) > b.headCap {
-		b.tail = append([]byte(nil), b.head[b.headCap:]...)
-		b.head = b.head[:b.headCap:b.headCap]
+		b.tail = bytes.Clone(b.head[b.headCap:])
+		b.head = bytes.Clone(b.head[:b.headCap])
 	}
 }
 

@@ -23,7 +23,10 @@ func (l *Log) Kept() Kept {
 	defer l.mu.Unlock()
 	k := Kept{Seq: l.seq}
 	for i, b := range l.streams {
-		k.Streams[i] = KeptStream{Head: b.head[:len(b.head):len(b.head)], Tail: b.keptTail(),
+		tail := b.keptTail()
+		// Capped, so that an append to either makes a copy instead of
+		// writing where the log writes next.
+		k.Streams[i] = KeptStream{Head: b.head[:len(b.head):len(b.head)], Tail: tail[:len(tail):len(tail)],
 			Total: b.total, Lines: b.lines}
 	}
 	return k
