@@ -178,8 +178,16 @@ setup() {
 	# mktemp -d makes the spool 0700 whatever the umask. The login umask is
 	# kept for the job in a file, which costs no process, where $(umask)
 	# forks; the file is written under it (it holds nothing secret, in a
-	# spool no one else can enter), everything else under 077.
-	umask >"$d/umask" || fail "cannot write to $d"
+	# spool no one else can enter), everything else under 077. A login
+	# umask that masks the owner's own bits (the spool not writable, or the
+	# file not readable) takes the slow way.
+	um=
+	{ umask >"$d/umask"; } 2>/dev/null && read -r um 2>/dev/null <"$d/umask"
+	if [ -z "$um" ]; then
+		um=$(umask)
+		umask 077
+		chmod 700 "$d" && rm -f "$d/umask" && printf '%s\n' "$um" >"$d/umask" || fail "cannot write to $d"
+	fi
 	umask 077
 	{ [ -z "$owner" ] || printf '%s %s\n' "$owner" "$owner_exec" >"$d/owner"; } || fail "cannot write to $d"
 	printf '%s\n' "$p" >"$d/lib.sh"
@@ -307,8 +315,9 @@ job() {
 
 # launched_at sets la to when the job started (epoch s), or to nothing
 # when that is unknown: launch_at where an earlier version wrote it, else
-# the mtime of launched (GNU and BusyBox date -r). Only a resumed run asks,
-# so that no job pays a process for it.
+# the mtime of launched (date -r of GNU, BusyBox and toybox; like setsid
+# and /proc, Linux). Only a resumed run asks, so that no job pays a
+# process for it.
 launched_at() {
 	la=
 	read -r la 2>/dev/null <"$d/launch_at"
