@@ -11,6 +11,7 @@
 package journal
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -133,6 +134,9 @@ func (d *Dir) Save(e Entry) error {
 	}
 	e.Version = version
 	data, body, tail, err := encodeEntry(e)
+	if err == nil && body != nil && body.Len() <= inlineBody {
+		data, body, tail, err = inline(data, body, tail)
+	}
 	if err != nil {
 		return fmt.Errorf("journal: encode %s: %w", e.JobID, err)
 	}
@@ -300,6 +304,22 @@ func syncDir(dir string) error {
 	}
 	defer f.Close()
 	return f.Sync()
+}
+
+// inlineBody is the largest body read into its record before the write:
+// a body of its own costs its batch two more writes, which only a large
+// one repays.
+const inlineBody = 64 << 10
+
+// inline reads body into the payload: data, body and tail joined.
+func inline(data []byte, body Body, tail []byte) ([]byte, Body, []byte, error) {
+	joined := make([]byte, len(data), len(data)+int(body.Len())+len(tail))
+	copy(joined, data)
+	buf := bytes.NewBuffer(joined)
+	if n, err := buf.ReadFrom(body.Reader()); err != nil || n != body.Len() {
+		return nil, nil, nil, fmt.Errorf("a body of %d bytes gave %d: %v", body.Len(), n, err)
+	}
+	return append(buf.Bytes(), tail...), nil, nil, nil
 }
 
 // encodeEntry is e as JSON: data, then body and tail, in this order. A

@@ -297,8 +297,9 @@ func (g genBody) bytes() []byte {
 // A completion saved as a Body is written in its place among the batch's
 // records, with their CRCs right: after reopening, every entry reads back
 // as saved, and so after compaction copies the body from the old file. The
-// batch holds, in this order, a record, a body, a record, a body, a body:
-// bodies first, last, side by side and between records. A body cut short
+// first record is written alone; the next batch holds, in this order, a
+// body, a record, a body, a body, a small body read into its record, and
+// a body: bodies first, last, side by side and between records. A body cut short
 // by a crash is dropped at reopen; a body that reads short of its length
 // fails its batch's saves only, and the log goes on.
 func TestBodiesAreWrittenInPlace(t *testing.T) {
@@ -315,8 +316,11 @@ func TestBodiesAreWrittenInPlace(t *testing.T) {
 		}
 		return f.Sync()
 	}
-	bodies := map[string]genBody{"a": {lines: 20000}, "c": {lines: 3}, "d": {lines: 7}}
-	saves := []Entry{entry("first", Running), entry("a", Completing), entry("b", Running), entry("c", Completing), entry("d", Completing)}
+	// Past inlineBody (13 bytes a line), but "s", which is read into its
+	// record.
+	bodies := map[string]genBody{"a": {lines: 20000}, "c": {lines: 6000}, "d": {lines: 5500}, "s": {lines: 3}, "e": {lines: 5200}}
+	saves := []Entry{entry("first", Running), entry("a", Completing), entry("b", Running), entry("c", Completing),
+		entry("d", Completing), entry("s", Completing), entry("e", Completing)}
 	var wg sync.WaitGroup
 	errs := make(chan error, len(saves))
 	for i, e := range saves {
@@ -374,7 +378,7 @@ func TestBodiesAreWrittenInPlace(t *testing.T) {
 	check("compacted and reopened", len(saves))
 
 	short := entry("short", Completing)
-	short.CompletionBody = lyingBody{genBody{lines: 10}}
+	short.CompletionBody = lyingBody{genBody{lines: 6000}}
 	if err := d.Save(short); err == nil {
 		t.Fatal("a body shorter than its length was saved")
 	}
@@ -387,7 +391,7 @@ func TestBodiesAreWrittenInPlace(t *testing.T) {
 
 	// A crash inside a body's write: the record is cut off at reopen.
 	torn := entry("torn", Completing)
-	bodies["torn"] = genBody{lines: 5000}
+	bodies["torn"] = genBody{lines: 8000}
 	torn.CompletionBody = bodies["torn"]
 	if err := d.Save(torn); err != nil {
 		t.Fatal(err)
