@@ -249,8 +249,15 @@ func (l *logFile) compact() (renamed bool, err error) {
 		live map[string]span
 	}{{opEntry, l.entries}, {opHelpers, l.helpers}} {
 		for id, s := range part.live {
-			// Read while written, not held: a completion may be large.
-			nb.add(record{op: part.op, jobID: id, body: section{io.NewSectionReader(l.f, s.off, s.n)}})
+			if s.n > inlineBody { // a completion: read while written, not held
+				nb.add(record{op: part.op, jobID: id, body: section{io.NewSectionReader(l.f, s.off, s.n)}})
+				continue
+			}
+			payload := make([]byte, s.n)
+			if _, err := l.f.ReadAt(payload, s.off); err != nil {
+				return fail(err)
+			}
+			nb.add(record{op: part.op, jobID: id, payload: payload})
 		}
 	}
 	if err := nb.writeAt(f, 0); err != nil {
