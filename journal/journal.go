@@ -11,7 +11,6 @@
 package journal
 
 import (
-	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -313,13 +312,17 @@ const inlineBody = 64 << 10
 
 // inline reads body into the payload: data, body and tail joined.
 func inline(data []byte, body Body, tail []byte) ([]byte, Body, []byte, error) {
-	joined := make([]byte, len(data), len(data)+int(body.Len())+len(tail))
+	n := len(data) + int(body.Len())
+	joined := make([]byte, n, n+len(tail))
 	copy(joined, data)
-	buf := bytes.NewBuffer(joined)
-	if n, err := buf.ReadFrom(body.Reader()); err != nil || n != body.Len() {
-		return nil, nil, nil, fmt.Errorf("a body of %d bytes gave %d: %v", body.Len(), n, err)
+	r := body.Reader()
+	if _, err := io.ReadFull(r, joined[len(data):]); err != nil {
+		return nil, nil, nil, fmt.Errorf("a body of %d bytes: %w", body.Len(), err)
 	}
-	return append(buf.Bytes(), tail...), nil, nil, nil
+	if m, _ := r.Read(make([]byte, 1)); m > 0 {
+		return nil, nil, nil, fmt.Errorf("a body of %d bytes gave more", body.Len())
+	}
+	return append(joined, tail...), nil, nil, nil
 }
 
 // encodeEntry is e as JSON: data, then body and tail, in this order. A

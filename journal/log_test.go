@@ -382,6 +382,18 @@ func TestBodiesAreWrittenInPlace(t *testing.T) {
 	if err := d.Save(short); err == nil {
 		t.Fatal("a body shorter than its length was saved")
 	}
+	for _, lines := range []int{3, 6000} { // read into its record, or written as read
+		long := entry("long", Completing)
+		long.CompletionBody = longerBody{genBody{lines: lines}}
+		if err := d.Save(long); err == nil {
+			t.Fatalf("a body of %d lines longer than its length was saved", lines)
+		}
+	}
+	small := entry("short", Completing)
+	small.CompletionBody = lyingBody{genBody{lines: 3}}
+	if err := d.Save(small); err == nil {
+		t.Fatal("a small body shorter than its length was saved")
+	}
 	if err := d.Save(entry("after", Running)); err != nil {
 		t.Fatalf("a save after a short body: %v", err)
 	}
@@ -413,3 +425,8 @@ func TestBodiesAreWrittenInPlace(t *testing.T) {
 type lyingBody struct{ genBody }
 
 func (l lyingBody) Len() int64 { return l.genBody.Len() + 1 }
+
+// longerBody claims a byte less than it reads.
+type longerBody struct{ genBody }
+
+func (l longerBody) Len() int64 { return l.genBody.Len() - 1 }

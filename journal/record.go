@@ -53,7 +53,7 @@ type span struct {
 
 // appendRecord frames r at the end of buf. A record with a body is framed
 // around it: its CRC is completed once the body is written (see
-// batch.write), and pending says how.
+// batch.writeAt), and pending says how.
 func appendRecord(buf []byte, r record) (_ []byte, pending *pendingBody) {
 	var id [binary.MaxVarintLen64]byte
 	idn := binary.PutUvarint(id[:], uint64(len(r.jobID)))
