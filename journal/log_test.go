@@ -14,6 +14,19 @@ import (
 	"time"
 )
 
+// holdFirstSync makes the log's first fsync wait until hold is closed,
+// and counts them all.
+func holdFirstSync(d *Dir) (*atomic.Int32, chan struct{}) {
+	syncs, hold := &atomic.Int32{}, make(chan struct{})
+	d.log.sync = func(f *os.File) error {
+		if syncs.Add(1) == 1 {
+			<-hold
+		}
+		return f.Sync()
+	}
+	return syncs, hold
+}
+
 // Saves made while a write is in progress wait for it and go out together
 // in the next write: 200 saves, 2 fsyncs. The first write is held until
 // the other 199 wait, so the count does not depend on scheduling.
@@ -23,14 +36,7 @@ func TestSavesShareASync(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	var syncs atomic.Int32
-	hold := make(chan struct{})
-	d.log.sync = func(f *os.File) error {
-		if syncs.Add(1) == 1 {
-			<-hold
-		}
-		return f.Sync()
-	}
+	syncs, hold := holdFirstSync(d)
 	var wg sync.WaitGroup
 	errs := make(chan error, 200)
 	save := func(i int) {
@@ -299,8 +305,8 @@ func (g genBody) bytes() []byte {
 // as saved, and so after compaction copies the body from the old file. The
 // first record is written alone; the next batch holds, in this order, a
 // body, a record, a body, a body, a small body read into its record, and
-// a body: bodies first, last, side by side and between records. A body cut short
-// by a crash is dropped at reopen; a body that reads short of its length
+// a body: bodies first, last, side by side and between records. A body cut
+// short by a crash is dropped at reopen; a body that reads short of its length
 // fails its batch's saves only, and the log goes on.
 func TestBodiesAreWrittenInPlace(t *testing.T) {
 	path := t.TempDir()
@@ -308,14 +314,7 @@ func TestBodiesAreWrittenInPlace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var syncs atomic.Int32
-	hold := make(chan struct{})
-	d.log.sync = func(f *os.File) error {
-		if syncs.Add(1) == 1 {
-			<-hold
-		}
-		return f.Sync()
-	}
+	syncs, hold := holdFirstSync(d)
 	// Past inlineBody (13 bytes a line), but "s", which is read into its
 	// record.
 	bodies := map[string]genBody{"a": {lines: 20000}, "c": {lines: 6000}, "d": {lines: 5500}, "s": {lines: 3}, "e": {lines: 5200}}

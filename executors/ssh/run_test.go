@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	xssh "golang.org/x/crypto/ssh"
-
 	"github.com/cronium/orchestrator/executors"
 	"github.com/cronium/orchestrator/internal/testenv"
 )
@@ -46,30 +44,12 @@ func TestJobKeepsTheLoginUmask(t *testing.T) {
 	t.Parallel()
 	s := sharedSSHD(t)
 	e := newExecutor(t, testOptions(t, s))
-	signer, err := xssh.ParsePrivateKey([]byte(s.Key))
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := xssh.Dial("tcp", s.Addr, &xssh.ClientConfig{User: s.User,
-		Auth: []xssh.AuthMethod{xssh.PublicKeys(signer)}, HostKeyCallback: xssh.FixedHostKey(s.HostKey)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	sess, err := client.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	login, err := sess.Output("umask")
-	sess.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	login := rawOutput(t, s, "umask")
 	res, c, err := run(t, e, bashSpec(t, "umask", keyServer(s)))
 	if err != nil || !res.Succeeded() {
 		t.Fatalf("res=%+v err=%v", res, err)
 	}
-	if c.stdout.String() != string(login) || string(login) == "0077\n" {
+	if c.stdout.String() != login || login == "0077\n" {
 		t.Fatalf("the job's umask is %q, a plain session's %q", c.stdout.String(), login)
 	}
 }
